@@ -1,0 +1,51 @@
+from django.contrib import admin
+
+from brokers.models import BrokerAccount, PaperAccount, PaperFill, PaperPosition
+
+
+class PaperLedgerInline(admin.StackedInline):
+    model = PaperAccount
+    can_delete = False
+
+
+@admin.register(BrokerAccount)
+class BrokerAccountAdmin(admin.ModelAdmin):
+    list_display = ("label", "owner", "venue", "role", "currency", "event_seq", "created_at")
+    list_filter = ("venue", "role")
+    search_fields = ("label", "owner__email")
+    # Credentials never appear in the admin, not even encrypted.
+    exclude = ("credentials",)
+    inlines = [PaperLedgerInline]
+
+
+@admin.register(PaperPosition)
+class PaperPositionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "account",
+        "symbol",
+        "side",
+        "volume",
+        "open_price",
+        "opened_at",
+        "closed_at",
+        "realized_pnl",
+    )
+    list_filter = ("symbol", "side")
+    search_fields = ("account__label", "symbol")
+
+
+@admin.register(PaperFill)
+class PaperFillAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "account",
+        "client_order_id",
+        "action",
+        "symbol",
+        "side",
+        "volume",
+        "price",
+        "created_at",
+    )
+    search_fields = ("client_order_id", "account__label")

@@ -1,0 +1,127 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django_cryptography.fields import encrypt
+
+from copier.core import Side
+
+
+class Venue(models.TextChoices):
+    PAPER = "paper", "Paper"
+    CCXT = "ccxt", "Crypto exchange"
+    MT5 = "mt5", "MetaTrader 5"
+
+
+class Role(models.TextChoices):
+    MASTER = "master", "Master"
+    FOLLOWER = "follower", "Follower"
+    BOTH = "both", "Master and follower"
+
+
+class BrokerAccount(models.Model):
+    """One account at one venue, owned by one user."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_accounts"
+    )
+    venue = models.CharField(max_length=16, choices=Venue.choices, default=Venue.PAPER)
+    label = models.CharField(max_length=80)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.FOLLOWER)
+    currency = models.CharField(max_length=8, default="USD")
+    # Encrypted at rest with FIELD_ENCRYPTION_KEY; Paper has none but the
+    # column is the same for every venue.
+    credentials = encrypt(models.TextField(blank=True, default=""))
+    # The sequence number of this account's last master event.
+    event_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "label"], name="unique_label_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.get_venue_display()})"
+
+    @property
+    def can_lead(self) -> bool:
+        return self.role in (Role.MASTER, Role.BOTH)
+
+    @property
+    def can_follow(self) -> bool:
+        return self.role in (Role.FOLLOWER, Role.BOTH)
+
+    @property
+    def event_source(self) -> str:
+        return f"acct:{self.pk}"
+
+
+class PaperAccount(models.Model):
+    """The ledger of a Paper account: its balance and slippage setting."""
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, primary_key=True, related_name="paper"
+    )
+    starting_balance = models.DecimalField(max_digits=20, decimal_places=2)
+    balance = models.DecimalField(max_digits=20, decimal_places=2)
+    # Fills are this many points worse than the reference price.
+    slippage_points = models.DecimalField(max_digits=10, decimal_places=1, default=Decimal(0))
+
+    def __str__(self) -> str:
+        return f"Paper ledger of {self.account.label}"
+
+
+class PaperPosition(models.Model):
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.CASCADE, related_name="paper_positions"
+    )
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=[(s.value, s.name.title()) for s in Side])
+    volume = models.DecimalField(max_digits=20, decimal_places=8)
+    open_price = models.DecimalField(max_digits=24, decimal_places=10)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    realized_pnl = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [models.Index(fields=["account", "closed_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.volume} {self.symbol}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class PaperFill(models.Model):
+    """One fill. The client order id is unique per account, as at a real venue."""
+
+    class Action(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSE = "close", "Close"
+
+    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="paper_fills")
+    client_order_id = models.CharField(max_length=48)
+    position = models.ForeignKey(PaperPosition, on_delete=models.CASCADE, related_name="fills")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    volume = models.DecimalField(max_digits=20, decimal_places=8)
+    price = models.DecimalField(max_digits=24, decimal_places=10)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="unique_client_order_id_per_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.side} {self.volume} {self.symbol} @ {self.price}"

@@ -1,0 +1,1 @@
+"""Venue connectors: one module per venue behind the interface in `base`."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CopierConfig(AppConfig):
+    name = "copier"
+    verbose_name = "Copier"

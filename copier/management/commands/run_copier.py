@@ -1,0 +1,10 @@
+from django.core.management.base import BaseCommand
+
+from copier.daemon import run
+
+
+class Command(BaseCommand):
+    help = "Run the copier daemon: consume master events and copy them to followers."
+
+    def handle(self, *args: object, **options: object) -> None:
+        run()

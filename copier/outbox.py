@@ -1,0 +1,58 @@
+"""Publishing master events from the outbox table to the Redis stream."""
+
+import logging
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from copier.models import MasterEventRecord
+from tradosphere.bus import LINKS_VERSION_KEY, sync_redis
+
+log = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 200_000
+
+
+def publish_pending(account_id: int | None = None, older_than_s: float = 0) -> int:
+    """Publish unpublished events in sequence order; return how many went out.
+
+    Publishing every earlier unpublished event of the account first keeps a
+    master's events in order on the stream even after Redis was away.
+    """
+    records = MasterEventRecord.objects.filter(published_at=None).order_by("account_id", "seq")
+    if account_id is not None:
+        records = records.filter(account_id=account_id)
+    if older_than_s:
+        records = records.filter(
+            created_at__lt=timezone.now() - timezone.timedelta(seconds=older_than_s)
+        )
+    published = 0
+    client = sync_redis()
+    for record in records[:500]:
+        try:
+            client.xadd(
+                settings.COPIER_STREAM, record.payload, maxlen=STREAM_MAXLEN, approximate=True
+            )
+        except redis.RedisError as e:
+            log.warning(
+                "event bus unavailable, %d event(s) wait in the outbox: %s", records.count(), e
+            )
+            break
+        MasterEventRecord.objects.filter(pk=record.pk).update(published_at=timezone.now())
+        published += 1
+    return published
+
+
+def bump_links_version() -> None:
+    """Tell copier daemons that copy links changed, once the change is committed."""
+
+    def bump() -> None:
+        try:
+            sync_redis().incr(LINKS_VERSION_KEY)
+        except redis.RedisError as e:
+            # Daemons also reload links every few seconds, so this only delays.
+            log.warning("could not announce a copy link change: %s", e)
+
+    transaction.on_commit(bump)

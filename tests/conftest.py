@@ -1,0 +1,182 @@
+"""Test set-up: real PostgreSQL, real Redis, real processes.
+
+`make test` starts PostgreSQL and Redis on loopback and exports DATABASE_URL
+and REDIS_URL. pytest-django creates the test database once per run; tests
+that need the copier daemon or the web server start the real processes
+against that same database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests never read a developer's var/dev.env, and run with production-like
+# settings (DEBUG off) minus HTTPS, which loopback servers cannot offer.
+os.environ["TRADOSPHERE_ENV_FILE"] = ""
+os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(40))
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "test-" + secrets.token_urlsafe(32))
+os.environ.setdefault(
+    "DATABASE_URL", "postgres://tradosphere:tradosphere@127.0.0.1:5432/tradosphere"
+)
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["DEBUG"] = "0"
+os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
+os.environ["SECURE_SSL_REDIRECT"] = "0"
+os.environ["SESSION_COOKIE_SECURE"] = "0"
+os.environ["CSRF_COOKIE_SECURE"] = "0"
+os.environ["SECURE_HSTS_SECONDS"] = "0"
+os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+# Playwright's sync API runs an event loop in the test thread; the ORM calls
+# the tests make between browser steps are still plain synchronous calls.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+PYTHON = sys.executable
+
+
+def wait_for(
+    condition: Callable[[], object], timeout_s: float = 15.0, what: str = "condition"
+) -> object:
+    """Poll until `condition()` is truthy; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as e:  # the condition may raise until the system is ready
+            last_error = e
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}: {last_error!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A real child process of the product, with its output kept for failures."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+
+@pytest.fixture
+def redis_client():  # type: ignore[no-untyped-def]
+    """A clean Redis database for each test."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def process_env(django_db_setup, django_db_blocker, tmp_path):  # type: ignore[no-untyped-def]
+    """The environment for product processes: the test database, the test Redis."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_name = connection.settings_dict["NAME"]
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{base}/{db_name}",
+        "PYTHONUNBUFFERED": "1",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture
+def start_process(process_env, tmp_path):  # type: ignore[no-untyped-def]
+    """Start product processes; every one is stopped after the test."""
+    procs: list[Proc] = []
+
+    def start(name: str, args: list[str], **extra_env: str) -> Proc:
+        proc = Proc(name, args, {**process_env, **extra_env}, tmp_path)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(procs):
+        proc.kill()
+
+
+@pytest.fixture
+def copier_daemon(start_process, redis_client):  # type: ignore[no-untyped-def]
+    """A running `manage.py run_copier`, ready once its heartbeat is in Redis."""
+
+    def start() -> Proc:
+        proc = start_process("copier", [PYTHON, "manage.py", "run_copier"])
+        wait_for(
+            lambda: _alive(proc) and redis_client.get("copier:heartbeat"),
+            what=f"the copier heartbeat\n{proc.output()}",
+        )
+        return proc
+
+    redis_client.delete("copier:heartbeat")
+    return start
+
+
+def _alive(proc: Proc) -> bool:
+    if proc.popen.poll() is not None:
+        raise AssertionError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()}")
+    return True
+
+
+@pytest.fixture
+def web_server(start_process):  # type: ignore[no-untyped-def]
+    """A running Daphne serving the real ASGI application; yields its base URL."""
+    port = free_port()
+    proc = start_process(
+        "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                "tradosphere.asgi:application"],
+    )
+
+    def up() -> bool:
+        _alive(proc)
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(up, what="Daphne to listen")
+    return f"http://127.0.0.1:{port}"

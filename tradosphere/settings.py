@@ -119,6 +119,9 @@ DATABASES = {
         conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
     )
 }
+if os.environ.get("DATABASE_TEST_NAME"):
+    # Lets two test runs share one PostgreSQL server without sharing a database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes share the embedded database: WAL lets readers run
     # beside the one writer, and IMMEDIATE transactions queue writers on the

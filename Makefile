@@ -12,7 +12,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 # Test services started by tests/services.sh; override from the environment.
 DATABASE_URL ?= postgres://tradosphere:tradosphere@127.0.0.1:5432/tradosphere
-REDIS_URL ?= redis://127.0.0.1:6379/0
+REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
 .PHONY: help install install-dev run test lint clean

@@ -80,6 +80,8 @@ class Outcome:
     report: FillReport | None = None
     t_sent_ns: int | None = None
     t_acked_ns: int | None = None
+    # From the master's fill (venue wall clock) to the copier reading it.
+    signal_age_ms: int | None = None
 
 
 def venue_for(account: BrokerAccount) -> VenueConnector:
@@ -318,6 +320,7 @@ class CopierDaemon:
     async def handle(self, msg_id: str, fields: dict[str, str], redelivered: bool) -> None:
         assert self.redis is not None
         t_detected = time.monotonic_ns()
+        received_ms = time.time_ns() // 1_000_000
         try:
             event = MasterEvent.from_wire(fields)
             account_id = int(event.source.removeprefix("acct:"))
@@ -334,6 +337,8 @@ class CopierDaemon:
         links = self.links.by_master.get(account_id, [])
         if links:
             outcomes = await self.copy_event(event, links, t_detected, redelivered)
+            for o in outcomes:
+                o.signal_age_ms = received_ms - event.ts_event_ms
             await self.finish(outcomes)
         await self.redis.xack(self.stream, self.group, msg_id)
         self.recent[key] = None

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,11 @@ class Proc:
         self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -170,8 +174,17 @@ def web_server(start_process):  # type: ignore[no-untyped-def]
     """A running Daphne serving the real ASGI application; yields its base URL."""
     port = free_port()
     proc = start_process(
-        "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                "tradosphere.asgi:application"],
+        "web",
+        [
+            PYTHON,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "tradosphere.asgi:application",
+        ],
     )
 
     def up() -> bool:

@@ -24,8 +24,14 @@ def master(user):
 
 
 def trade(client, account, **fields):
-    data = {"symbol": "EURUSD", "side": "buy", "volume": "1", "price": "1.085",
-            "ticket_id": uuid.uuid4().hex, **fields}
+    data = {
+        "symbol": "EURUSD",
+        "side": "buy",
+        "volume": "1",
+        "price": "1.085",
+        "ticket_id": uuid.uuid4().hex,
+        **fields,
+    }
     return client.post(f"/brokers/{account.pk}/trade/", data)
 
 
@@ -41,17 +47,23 @@ def test_a_valid_ticket_fills(client, master, redis_client):
     assert PaperPosition.objects.filter(account=master, symbol="EURUSD").count() == 1
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"volume": "-1"}, "Volume: Volume must be greater than 0."),
-    ({"volume": "0"}, "Volume: Volume must be greater than 0."),
-    ({"volume": "lots"}, "Volume: Enter a number."),
-    ({"price": "abc"}, "Price: Enter a number."),
-    ({"price": "-2"}, "Price: Price must be greater than 0."),
-    ({"symbol": "FOOBAR"}, "Symbol: Unknown symbol “FOOBAR”. Paper trades EURUSD"),
-    ({"side": "long"}, "Side: Select a valid choice. long is not one of the available choices."),
-    ({"volume": "0.001"}, "Volume: 0.001 lots is under EURUSD&#x27;s minimum of 0.01"),
-    ({"volume": "1.005"}, "not a multiple of EURUSD&#x27;s volume step 0.01"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"volume": "-1"}, "Volume: Volume must be greater than 0."),
+        ({"volume": "0"}, "Volume: Volume must be greater than 0."),
+        ({"volume": "lots"}, "Volume: Enter a number."),
+        ({"price": "abc"}, "Price: Enter a number."),
+        ({"price": "-2"}, "Price: Price must be greater than 0."),
+        ({"symbol": "FOOBAR"}, "Symbol: Unknown symbol “FOOBAR”. Paper trades EURUSD"),
+        (
+            {"side": "long"},
+            "Side: Select a valid choice. long is not one of the available choices.",
+        ),
+        ({"volume": "0.001"}, "Volume: 0.001 lots is under EURUSD&#x27;s minimum of 0.01"),
+        ({"volume": "1.005"}, "not a multiple of EURUSD&#x27;s volume step 0.01"),
+    ],
+)
 def test_a_bad_ticket_names_the_field(client, master, fields, message):
     response = trade(client, master, **fields)
     assert response.status_code == 400
@@ -76,8 +88,9 @@ def test_someone_elses_account_in_the_url_is_not_found(client, user):
 
 
 def link(client, master, follower, multiplier="1"):
-    return client.post("/links/", {"master": master.pk, "follower": follower.pk,
-                                   "multiplier": multiplier})
+    return client.post(
+        "/links/", {"master": master.pk, "follower": follower.pk, "multiplier": multiplier}
+    )
 
 
 def test_a_follower_cannot_follow_itself(client, user):
@@ -103,11 +116,14 @@ def test_a_cycle_of_links_is_refused(client, user):
     assert CopyLink.objects.count() == 2
 
 
-@pytest.mark.parametrize(("multiplier", "message"), [
-    ("0", "Multiplier: The multiplier must be greater than 0."),
-    ("-1", "Multiplier: The multiplier must be greater than 0."),
-    ("two", "Multiplier: Enter a number."),
-])
+@pytest.mark.parametrize(
+    ("multiplier", "message"),
+    [
+        ("0", "Multiplier: The multiplier must be greater than 0."),
+        ("-1", "Multiplier: The multiplier must be greater than 0."),
+        ("two", "Multiplier: Enter a number."),
+    ],
+)
 def test_a_bad_multiplier_names_the_field(client, master, user, multiplier, message):
     follower = make_paper(user, "F")
     response = link(client, master, follower, multiplier)
@@ -142,16 +158,27 @@ def test_a_role_change_that_would_break_links_is_refused(client, master, user):
     assert master.role == Role.MASTER
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"starting_balance": "-5"}, "Starting balance: Ensure this value is greater than or equal"),
-    ({"starting_balance": "lots"}, "Starting balance: Enter a number."),
-    ({"label": ""}, "Label: This field is required."),
-    ({"role": "boss"}, "Role: Select a valid choice."),
-    ({"currency": "DOGE"}, "Currency: Select a valid choice."),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"starting_balance": "-5"},
+            "Starting balance: Ensure this value is greater than or equal",
+        ),
+        ({"starting_balance": "lots"}, "Starting balance: Enter a number."),
+        ({"label": ""}, "Label: This field is required."),
+        ({"role": "boss"}, "Role: Select a valid choice."),
+        ({"currency": "DOGE"}, "Currency: Select a valid choice."),
+    ],
+)
 def test_a_bad_account_form_names_the_field(client, user, fields, message):
-    data = {"label": "New", "role": "master", "currency": "USD", "starting_balance": "1000",
-            **fields}
+    data = {
+        "label": "New",
+        "role": "master",
+        "currency": "USD",
+        "starting_balance": "1000",
+        **fields,
+    }
     response = client.post("/brokers/new/", data)
     assert response.status_code == 400
     assert message in response.content.decode()
@@ -159,8 +186,10 @@ def test_a_bad_account_form_names_the_field(client, user, fields, message):
 
 
 def test_a_duplicate_label_is_refused(client, master):
-    response = client.post("/brokers/new/", {"label": "master", "role": "follower",
-                                             "currency": "USD", "starting_balance": "1000"})
+    response = client.post(
+        "/brokers/new/",
+        {"label": "master", "role": "follower", "currency": "USD", "starting_balance": "1000"},
+    )
     assert response.status_code == 400
     assert "You already have an account labelled “master”." in response.content.decode()
     assert BrokerAccount.objects.count() == 1

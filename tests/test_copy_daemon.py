@@ -33,39 +33,52 @@ def open_positions(account):
 
 
 def place(client, master, symbol="XAUUSD", side="buy", volume="2", price="2350.5"):
-    response = client.post(f"/brokers/{master.pk}/trade/", {
-        "symbol": symbol, "side": side, "volume": volume, "price": price,
-        "ticket_id": uuid.uuid4().hex})
+    response = client.post(
+        f"/brokers/{master.pk}/trade/",
+        {
+            "symbol": symbol,
+            "side": side,
+            "volume": volume,
+            "price": price,
+            "ticket_id": uuid.uuid4().hex,
+        },
+    )
     assert response.status_code == 302, response.content.decode()
     return PaperPosition.objects.filter(account=master).order_by("-id").first()
 
 
 def close(client, master, position, price="2360.5"):
-    response = client.post(f"/brokers/{master.pk}/positions/{position.pk}/close/",
-                           {"price": price, "ticket_id": uuid.uuid4().hex})
+    response = client.post(
+        f"/brokers/{master.pk}/positions/{position.pk}/close/",
+        {"price": price, "ticket_id": uuid.uuid4().hex},
+    )
     assert response.status_code == 302, response.content.decode()
 
 
-def test_it_copies_an_open_and_a_close_to_every_follower(client, setup, copier_daemon,
-                                                          redis_client):
+def test_it_copies_an_open_and_a_close_to_every_follower(
+    client, setup, copier_daemon, redis_client
+):
     master, (f1, f2), _links = setup
     copier_daemon()
     position = place(client, master)
-    wait_for(lambda: len(open_positions(f1)) == 1 and len(open_positions(f2)) == 1,
-             what="both followers to hold a copy")
+    wait_for(
+        lambda: len(open_positions(f1)) == 1 and len(open_positions(f2)) == 1,
+        what="both followers to hold a copy",
+    )
     (p1,), (p2,) = open_positions(f1), open_positions(f2)
     assert (p1.symbol, p1.side, p1.volume, p1.open_price) == ("XAUUSD", "buy", D("2"), D("2350.5"))
     assert p2.volume == D("1")
-    executions = wait_for(lambda: list(Execution.objects.filter(kind="position_opened")),
-                          what="executions to be recorded")
+    executions = wait_for(
+        lambda: list(Execution.objects.filter(kind="position_opened")),
+        what="executions to be recorded",
+    )
     assert {e.status for e in executions} == {"filled"}
     for e in executions:
         assert e.t_detected_ns <= e.t_planned_ns <= e.t_sent_ns <= e.t_acked_ns
         assert e.total_us is not None and e.total_us >= 0
 
     close(client, master, position)
-    wait_for(lambda: not open_positions(f1) and not open_positions(f2),
-             what="both copies to close")
+    wait_for(lambda: not open_positions(f1) and not open_positions(f2), what="both copies to close")
     p1.refresh_from_db()
     assert p1.close_price == D("2360.5")
     assert p1.realized_pnl == D("2000.00")  # 2 lots x 100 oz x 10 USD
@@ -95,12 +108,12 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     master, (f1, f2), (link1, _link2) = setup
     # The state a crash leaves: the event was delivered to the daemon and the
     # order for F1 reached the venue, but nothing was recorded or acknowledged.
-    redis_client.xgroup_create(settings.COPIER_STREAM, settings.COPIER_GROUP, id="0",
-                               mkstream=True)
+    redis_client.xgroup_create(settings.COPIER_STREAM, settings.COPIER_GROUP, id="0", mkstream=True)
     position = place(client, master)
     event = MasterEventRecord.objects.get()
-    delivered = redis_client.xreadgroup(settings.COPIER_GROUP, "copier-1",
-                                        {settings.COPIER_STREAM: ">"}, count=10)
+    delivered = redis_client.xreadgroup(
+        settings.COPIER_GROUP, "copier-1", {settings.COPIER_STREAM: ">"}, count=10
+    )
     assert len(delivered[0][1]) == 1
     coid = client_order_id(link1.pk, event.master_ref, event.seq)
     paper.open_position(f1.pk, "XAUUSD", Side.BUY, D("2"), D("2350.5"), coid)
@@ -113,8 +126,10 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     assert redis_client.xpending(settings.COPIER_STREAM, settings.COPIER_GROUP)["pending"] == 0
 
     close(client, master, position)
-    wait_for(lambda: not open_positions(f1) and not open_positions(f2),
-             what="the recovered copies to close with the master")
+    wait_for(
+        lambda: not open_positions(f1) and not open_positions(f2),
+        what="the recovered copies to close with the master",
+    )
 
 
 def test_events_left_in_the_outbox_are_published_later(setup, copier_daemon, redis_client):
@@ -131,8 +146,9 @@ def test_skips_are_recorded_with_their_reason(client, setup, copier_daemon, redi
     master, (_f1, f2), _links = setup
     copier_daemon()
     place(client, master, symbol="EURUSD", volume="0.01", price="1.085")
-    skipped = wait_for(lambda: Execution.objects.filter(link__follower=f2).first(),
-                       what="F2's execution")
+    skipped = wait_for(
+        lambda: Execution.objects.filter(link__follower=f2).first(), what="F2's execution"
+    )
     assert skipped.status == "skipped"
     assert skipped.reason == "0.005 lots is under EURUSD's minimum of 0.01"
     assert not open_positions(f2)
@@ -142,3 +158,20 @@ def test_it_stops_cleanly_on_sigterm(copier_daemon):
     proc = copier_daemon()
     assert proc.kill(signal.SIGTERM) == 0
     assert "stopped" in proc.output()
+
+
+def test_trades_copy_through_a_chain(client, copier_daemon, redis_client):
+    user = make_user()
+    client.force_login(user)
+    a = make_paper(user, "A", role=Role.MASTER)
+    b = make_paper(user, "B", role=Role.BOTH)
+    c = make_paper(user, "C")
+    make_link(a, b, "2")
+    make_link(b, c, "0.5")
+    copier_daemon()
+    position = place(client, a, symbol="EURUSD", volume="1", price="1.085")
+    wait_for(lambda: len(open_positions(c)) == 1, what="the copy of the copy")
+    assert open_positions(b)[0].volume == D("2")
+    assert open_positions(c)[0].volume == D("1")
+    close(client, a, position, price="1.086")
+    wait_for(lambda: not open_positions(b) and not open_positions(c), what="the chain to close")

@@ -23,11 +23,22 @@ from copier.core.events import EventFormatError
 XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
 
 
-def event(kind: EventKind = EventKind.POSITION_OPENED, volume: str = "1", seq: int = 1,
-          side: Side = Side.BUY) -> MasterEvent:
+def event(
+    kind: EventKind = EventKind.POSITION_OPENED,
+    volume: str = "1",
+    seq: int = 1,
+    side: Side = Side.BUY,
+) -> MasterEvent:
     return MasterEvent(
-        source="acct:1", seq=seq, kind=kind, master_ref="P7", symbol="XAUUSD", side=side,
-        volume=D(volume), price=D("2350.10"), ts_event_ms=1_700_000_000_000,
+        source="acct:1",
+        seq=seq,
+        kind=kind,
+        master_ref="P7",
+        symbol="XAUUSD",
+        side=side,
+        volume=D(volume),
+        price=D("2350.10"),
+        ts_event_ms=1_700_000_000_000,
     )
 
 
@@ -91,16 +102,26 @@ def test_it_closes_the_linked_follower_position_whole():
 def test_it_skips_a_close_with_nothing_to_close():
     result = plan(event(EventKind.POSITION_CLOSED), CopyRules(D("1")), FollowerState(), XAU)
     assert result == Skip("no copied position to close: the master's open was not copied")
-    closed = plan(event(EventKind.POSITION_CLOSED), CopyRules(D("1")),
-                  FollowerState(copy_closed=True), XAU)
+    closed = plan(
+        event(EventKind.POSITION_CLOSED), CopyRules(D("1")), FollowerState(copy_closed=True), XAU
+    )
     assert closed == Skip("the follower's copy is already closed")
 
 
 def test_client_order_ids_are_deterministic_and_distinct():
     a = client_order_id(3, "P7", 1)
     assert a == client_order_id(3, "P7", 1)
-    assert len({a, client_order_id(4, "P7", 1), client_order_id(3, "P8", 1),
-                client_order_id(3, "P7", 2)}) == 4
+    assert (
+        len(
+            {
+                a,
+                client_order_id(4, "P7", 1),
+                client_order_id(3, "P8", 1),
+                client_order_id(3, "P7", 2),
+            }
+        )
+        == 4
+    )
     assert len(a) == 26 and a.isalnum() and a.startswith("TS")
 
 
@@ -109,12 +130,15 @@ def test_events_survive_the_wire():
     assert MasterEvent.from_wire(e.to_wire()) == e
 
 
-@pytest.mark.parametrize("broken", [
-    {},
-    {"v": "2"},
-    {**event().to_wire(), "volume": "lots"},
-    {**event().to_wire(), "kind": "exploded"},
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {},
+        {"v": "2"},
+        {**event().to_wire(), "volume": "lots"},
+        {**event().to_wire(), "kind": "exploded"},
+    ],
+)
 def test_bad_wire_messages_are_refused(broken):
     with pytest.raises(EventFormatError):
         MasterEvent.from_wire(broken)

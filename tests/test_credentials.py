@@ -14,8 +14,7 @@ def test_credentials_are_stored_encrypted():
     account.credentials = '{"password": "hunter2-very-secret"}'
     account.save()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT credentials FROM brokers_brokeraccount WHERE id = %s",
-                       [account.pk])
+        cursor.execute("SELECT credentials FROM brokers_brokeraccount WHERE id = %s", [account.pk])
         (raw,) = cursor.fetchone()
     assert b"hunter2" not in bytes(raw)
     assert BrokerAccount.objects.get(pk=account.pk).credentials == (

@@ -22,7 +22,11 @@ def master():
 def test_it_fills_at_the_reference_price(master):
     report = paper.open_position(master.pk, "EURUSD", Side.BUY, D("1.00"), D("1.08500"), "C1")
     assert (report.symbol, report.side, report.volume, report.price) == (
-        "EURUSD", Side.BUY, D("1"), D("1.085"))
+        "EURUSD",
+        Side.BUY,
+        D("1"),
+        D("1.085"),
+    )
     assert report.created
 
 
@@ -72,13 +76,16 @@ def test_fills_on_a_follower_append_no_events():
     assert not MasterEventRecord.objects.exists()
 
 
-@pytest.mark.parametrize(("symbol", "volume", "message"), [
-    ("NOPE", "1", "NOPE is not a Paper instrument"),
-    ("EURUSD", "0", "volume must be greater than 0, not 0"),
-    ("EURUSD", "0.001", "0.001 lots is under EURUSD's minimum of 0.01"),
-    ("EURUSD", "101", "101 lots is over EURUSD's maximum of 100"),
-    ("US500", "0.15", "0.15 lots is not a multiple of US500's volume step 0.1"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "volume", "message"),
+    [
+        ("NOPE", "1", "NOPE is not a Paper instrument"),
+        ("EURUSD", "0", "volume must be greater than 0, not 0"),
+        ("EURUSD", "0.001", "0.001 lots is under EURUSD's minimum of 0.01"),
+        ("EURUSD", "101", "101 lots is over EURUSD's maximum of 100"),
+        ("US500", "0.15", "0.15 lots is not a multiple of US500's volume step 0.1"),
+    ],
+)
 def test_it_rejects_orders_a_broker_would_reject(master, symbol, volume, message):
     with pytest.raises(OrderRejected) as e:
         paper.open_position(master.pk, symbol, Side.BUY, D(volume), D("1"), "C1")

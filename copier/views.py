@@ -25,9 +25,11 @@ def _live_context(request: HttpRequest) -> dict[str, object]:
             "link__follower", "link__master"
         )[:50]
     )
+    # Leaders first, so a trade reads left to right from master to followers.
+    ordered = sorted(accounts, key=lambda a: (not a.can_lead, a.can_follow, a.label))
     return {
         "accounts": [
-            (a, [p for p in a.paper_positions.all() if p.closed_at is None]) for a in accounts
+            (a, [p for p in a.paper_positions.all() if p.closed_at is None]) for a in ordered
         ],
         "executions": executions,
         "latency": latency_summary(Execution.objects.filter(owner=request.user)),

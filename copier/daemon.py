@@ -51,6 +51,7 @@ from copier.models import CopyLink, Execution, MasterEventRecord, PositionLink
 from copier.notify import user_group
 from copier.outbox import STREAM_MAXLEN
 from tradosphere.bus import COPIER_HEARTBEAT_KEY, LINKS_VERSION_KEY, async_redis
+from tradosphere.db import drop_broken_connection
 
 log = logging.getLogger("copier")
 
@@ -98,6 +99,7 @@ class LinkCache:
     loaded_at: float = 0.0
 
 
+@drop_broken_connection
 def _load_links() -> LinkCache:
     cache = LinkCache()
     links = CopyLink.objects.filter(is_active=True).select_related("follower")
@@ -113,6 +115,7 @@ def _load_links() -> LinkCache:
     return cache
 
 
+@drop_broken_connection
 def _follower_states(link_ids: list[int], master_ref: str) -> dict[int, FollowerState]:
     states: dict[int, FollowerState] = {}
     for pl in PositionLink.objects.filter(link_id__in=link_ids, master_ref=master_ref):
@@ -130,6 +133,7 @@ def _follower_states(link_ids: list[int], master_ref: str) -> dict[int, Follower
     return states
 
 
+@drop_broken_connection
 def _record(outcomes: list[Outcome]) -> list[Execution]:
     """Write the executions and position links of one event; return the new executions."""
     rows = []
@@ -186,10 +190,12 @@ def _record(outcomes: list[Outcome]) -> list[Execution]:
     return new
 
 
+@drop_broken_connection
 def _mark_published(record_ids: list[int]) -> None:
     MasterEventRecord.objects.filter(pk__in=record_ids).update(published_at=timezone.now())
 
 
+@drop_broken_connection
 def _publish_unpublished() -> int:
     from copier.outbox import publish_pending
 

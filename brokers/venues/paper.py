@@ -26,6 +26,7 @@ from brokers.venues.base import FillReport, OrderRejected, Venue
 from copier.core import EventKind, Instrument, MasterEvent, Side
 from copier.core.plan import fmt
 from copier.models import MasterEventRecord
+from tradosphere.db import drop_broken_connection
 
 
 def position_ref(position: PaperPosition) -> str:
@@ -117,6 +118,7 @@ def _existing(account_id: int, client_order_id: str) -> FillReport | None:
     return _report(fill, created=False, record=None) if fill else None
 
 
+@drop_broken_connection
 def open_position(
     account_id: int,
     symbol: str,
@@ -168,6 +170,7 @@ def open_position(
     return _report(fill, created=True, record=record)
 
 
+@drop_broken_connection
 def close_position(
     account_id: int, ref: str, reference_price: Decimal, client_order_id: str
 ) -> FillReport:
@@ -224,6 +227,9 @@ def close_position(
     return _report(fill, created=True, record=record)
 
 
+find_fill = drop_broken_connection(_existing)
+
+
 class PaperVenue(Venue):
     """The async face of one Paper account, for the copier daemon."""
 
@@ -253,6 +259,6 @@ class PaperVenue(Venue):
         )
 
     async def find_fill(self, client_order_id: str) -> FillReport | None:
-        return await sync_to_async(_existing, thread_sensitive=False)(
+        return await sync_to_async(find_fill, thread_sensitive=False)(
             self.account_id, client_order_id
         )

@@ -13,6 +13,7 @@ one transaction (the outbox), so the event can be late but never lost.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -118,6 +119,30 @@ def _existing(account_id: int, client_order_id: str) -> FillReport | None:
     return _report(fill, created=False, record=None) if fill else None
 
 
+def _fill_once(
+    account_id: int,
+    client_order_id: str,
+    fill: Callable[[PaperAccount], tuple[PaperFill, MasterEventRecord | None]],
+) -> FillReport:
+    """Run `fill` under the account's lock, unless the client order id has filled already."""
+    try:
+        with transaction.atomic():
+            ledger = (
+                PaperAccount.objects.select_for_update()
+                .select_related("account")
+                .get(account_id=account_id)
+            )
+            if (done := _existing(account_id, client_order_id)) is not None:
+                return done
+            new_fill, record = fill(ledger)
+    except IntegrityError:
+        # Another process filled the same client order id first.
+        if (done := _existing(account_id, client_order_id)) is not None:
+            return done
+        raise
+    return _report(new_fill, created=True, record=record)
+
+
 @drop_broken_connection
 def open_position(
     account_id: int,
@@ -133,41 +158,31 @@ def open_position(
     _check_volume(instrument, volume)
     if reference_price <= 0:
         raise OrderRejected(f"price must be greater than 0, not {fmt(reference_price)}")
-    try:
-        with transaction.atomic():
-            ledger = (
-                PaperAccount.objects.select_for_update()
-                .select_related("account")
-                .get(account_id=account_id)
-            )
-            if (done := _existing(account_id, client_order_id)) is not None:
-                return done
-            account = ledger.account
-            price = _slipped(instrument, reference_price, side, ledger.slippage_points)
-            position = PaperPosition.objects.create(
-                account=account,
-                symbol=instrument.symbol,
-                side=side.value,
-                volume=volume,
-                open_price=price,
-            )
-            fill = PaperFill.objects.create(
-                account=account,
-                client_order_id=client_order_id,
-                position=position,
-                action=PaperFill.Action.OPEN,
-                symbol=instrument.symbol,
-                side=side.value,
-                volume=volume,
-                price=price,
-            )
-            record = _emit(account, EventKind.POSITION_OPENED, position, volume, price)
-    except IntegrityError:
-        # Another process filled the same client order id first.
-        if (done := _existing(account_id, client_order_id)) is not None:
-            return done
-        raise
-    return _report(fill, created=True, record=record)
+
+    def fill(ledger: PaperAccount) -> tuple[PaperFill, MasterEventRecord | None]:
+        assert instrument is not None
+        account = ledger.account
+        price = _slipped(instrument, reference_price, side, ledger.slippage_points)
+        position = PaperPosition.objects.create(
+            account=account,
+            symbol=instrument.symbol,
+            side=side.value,
+            volume=volume,
+            open_price=price,
+        )
+        new_fill = PaperFill.objects.create(
+            account=account,
+            client_order_id=client_order_id,
+            position=position,
+            action=PaperFill.Action.OPEN,
+            symbol=instrument.symbol,
+            side=side.value,
+            volume=volume,
+            price=price,
+        )
+        return new_fill, _emit(account, EventKind.POSITION_OPENED, position, volume, price)
+
+    return _fill_once(account_id, client_order_id, fill)
 
 
 @drop_broken_connection
@@ -177,54 +192,40 @@ def close_position(
     if reference_price <= 0:
         raise OrderRejected(f"price must be greater than 0, not {fmt(reference_price)}")
     position_id = _position_id(ref)
-    try:
-        with transaction.atomic():
-            ledger = (
-                PaperAccount.objects.select_for_update()
-                .select_related("account")
-                .get(account_id=account_id)
-            )
-            if (done := _existing(account_id, client_order_id)) is not None:
-                return done
-            position = PaperPosition.objects.filter(account_id=account_id, pk=position_id).first()
-            if position is None:
-                raise OrderRejected(f"position {ref} does not exist on this account")
-            if not position.is_open:
-                raise OrderRejected(f"position {ref} is already closed")
-            instrument = paper_instrument(position.symbol)
-            assert instrument is not None, "positions only hold catalogue symbols"
-            side = Side(position.side)
-            price = _slipped(instrument, reference_price, side.opposite, ledger.slippage_points)
-            direction = 1 if side is Side.BUY else -1
-            pnl = (
-                (price - position.open_price)
-                * position.volume
-                * instrument.contract_size
-                * direction
-            ).quantize(Decimal("0.01"))
-            position.closed_at = timezone.now()
-            position.close_price = price
-            position.realized_pnl = pnl
-            position.save(update_fields=["closed_at", "close_price", "realized_pnl"])
-            PaperAccount.objects.filter(pk=ledger.pk).update(balance=F("balance") + pnl)
-            fill = PaperFill.objects.create(
-                account=ledger.account,
-                client_order_id=client_order_id,
-                position=position,
-                action=PaperFill.Action.CLOSE,
-                symbol=position.symbol,
-                side=side.opposite.value,
-                volume=position.volume,
-                price=price,
-            )
-            record = _emit(
-                ledger.account, EventKind.POSITION_CLOSED, position, position.volume, price
-            )
-    except IntegrityError:
-        if (done := _existing(account_id, client_order_id)) is not None:
-            return done
-        raise
-    return _report(fill, created=True, record=record)
+
+    def fill(ledger: PaperAccount) -> tuple[PaperFill, MasterEventRecord | None]:
+        position = PaperPosition.objects.filter(account_id=account_id, pk=position_id).first()
+        if position is None:
+            raise OrderRejected(f"position {ref} does not exist on this account")
+        if not position.is_open:
+            raise OrderRejected(f"position {ref} is already closed")
+        instrument = paper_instrument(position.symbol)
+        assert instrument is not None, "positions only hold catalogue symbols"
+        side = Side(position.side)
+        price = _slipped(instrument, reference_price, side.opposite, ledger.slippage_points)
+        direction = 1 if side is Side.BUY else -1
+        pnl = (
+            (price - position.open_price) * position.volume * instrument.contract_size * direction
+        ).quantize(Decimal("0.01"))
+        position.closed_at = timezone.now()
+        position.close_price = price
+        position.realized_pnl = pnl
+        position.save(update_fields=["closed_at", "close_price", "realized_pnl"])
+        PaperAccount.objects.filter(pk=ledger.pk).update(balance=F("balance") + pnl)
+        new_fill = PaperFill.objects.create(
+            account=ledger.account,
+            client_order_id=client_order_id,
+            position=position,
+            action=PaperFill.Action.CLOSE,
+            symbol=position.symbol,
+            side=side.opposite.value,
+            volume=position.volume,
+            price=price,
+        )
+        record = _emit(ledger.account, EventKind.POSITION_CLOSED, position, position.volume, price)
+        return new_fill, record
+
+    return _fill_once(account_id, client_order_id, fill)
 
 
 find_fill = drop_broken_connection(_existing)

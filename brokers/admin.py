@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from brokers.models import BrokerAccount, PaperAccount, PaperFill, PaperPosition
+from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperPosition, PaperRequest
 
 
 class PaperLedgerInline(admin.StackedInline):
@@ -35,8 +35,14 @@ class PaperPositionAdmin(admin.ModelAdmin):
     search_fields = ("account__label", "symbol")
 
 
-@admin.register(PaperFill)
-class PaperFillAdmin(admin.ModelAdmin):
+@admin.register(PaperOrder)
+class PaperOrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "account", "symbol", "side", "order_type", "volume", "price", "status")
+    list_filter = ("status", "order_type")
+
+
+@admin.register(PaperRequest)
+class PaperRequestAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "account",

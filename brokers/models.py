@@ -73,18 +73,26 @@ class PaperAccount(models.Model):
         return f"Paper ledger of {self.account.label}"
 
 
+PRICE = {"max_digits": 24, "decimal_places": 10}
+OPTIONAL_PRICE = {**PRICE, "null": True, "blank": True}
+SIDES = [(s.value, s.name.title()) for s in Side]
+
+
 class PaperPosition(models.Model):
     account = models.ForeignKey(
         BrokerAccount, on_delete=models.CASCADE, related_name="paper_positions"
     )
     symbol = models.CharField(max_length=32)
-    side = models.CharField(max_length=4, choices=[(s.value, s.name.title()) for s in Side])
+    side = models.CharField(max_length=4, choices=SIDES)
+    # What is still open; partial closes reduce it.
     volume = models.DecimalField(max_digits=20, decimal_places=8)
-    open_price = models.DecimalField(max_digits=24, decimal_places=10)
+    open_price = models.DecimalField(**PRICE)
+    sl = models.DecimalField(**OPTIONAL_PRICE)
+    tp = models.DecimalField(**OPTIONAL_PRICE)
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
-    close_price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
-    realized_pnl = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    close_price = models.DecimalField(**OPTIONAL_PRICE)
+    realized_pnl = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal(0))
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -98,21 +106,75 @@ class PaperPosition(models.Model):
         return self.closed_at is None
 
 
-class PaperFill(models.Model):
-    """One fill. The client order id is unique per account, as at a real venue."""
+class PaperOrder(models.Model):
+    """A pending (limit or stop) order on a Paper account."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.CASCADE, related_name="paper_orders"
+    )
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=SIDES)
+    order_type = models.CharField(max_length=8, choices=[("limit", "Limit"), ("stop", "Stop")])
+    volume = models.DecimalField(max_digits=20, decimal_places=8)
+    price = models.DecimalField(**PRICE)
+    sl = models.DecimalField(**OPTIONAL_PRICE)
+    tp = models.DecimalField(**OPTIONAL_PRICE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    position = models.OneToOneField(
+        PaperPosition, on_delete=models.SET_NULL, null=True, blank=True, related_name="from_order"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "status"])]
+
+    def __str__(self) -> str:
+        return (
+            f"#{self.pk} {self.side} {self.order_type} {self.volume} {self.symbol} @ {self.price}"
+        )
+
+
+class PaperRequest(models.Model):
+    """Every request the Paper venue carried out, by client order id.
+
+    The client order id is unique per account, as at a real venue, so a
+    request sent twice is answered with what the first one did.
+    """
 
     class Action(models.TextChoices):
         OPEN = "open", "Open"
         CLOSE = "close", "Close"
+        REDUCE = "reduce", "Partial close"
+        MODIFY = "modify", "Modify SL/TP"
+        PLACE = "place", "Place pending"
+        AMEND = "amend", "Modify pending"
+        CANCEL = "cancel", "Cancel pending"
+        FILL = "fill", "Pending filled"
 
-    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="paper_fills")
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.CASCADE, related_name="paper_requests"
+    )
     client_order_id = models.CharField(max_length=48)
-    position = models.ForeignKey(PaperPosition, on_delete=models.CASCADE, related_name="fills")
     action = models.CharField(max_length=8, choices=Action.choices)
+    position = models.ForeignKey(
+        PaperPosition, on_delete=models.CASCADE, null=True, blank=True, related_name="requests"
+    )
+    order = models.ForeignKey(
+        PaperOrder, on_delete=models.CASCADE, null=True, blank=True, related_name="requests"
+    )
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4)
     volume = models.DecimalField(max_digits=20, decimal_places=8)
-    price = models.DecimalField(max_digits=24, decimal_places=10)
+    price = models.DecimalField(**PRICE)
+    remaining = models.DecimalField(max_digits=20, decimal_places=8, default=Decimal(0))
+    realized_pnl = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal(0))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,6 +184,7 @@ class PaperFill(models.Model):
                 fields=["account", "client_order_id"], name="unique_client_order_id_per_account"
             ),
         ]
+        indexes = [models.Index(fields=["account", "created_at"])]
 
     def __str__(self) -> str:
         return f"{self.action} {self.side} {self.volume} {self.symbol} @ {self.price}"

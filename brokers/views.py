@@ -18,7 +18,7 @@ from brokers.forms import (
 from brokers.instruments import PAPER_INSTRUMENTS
 from brokers.models import BrokerAccount, PaperAccount, Venue
 from brokers.venues import paper
-from brokers.venues.base import FillReport, OrderRejected
+from brokers.venues.base import OrderRejected, Report
 from copier.core import Side
 from copier.core.plan import fmt
 from copier.notify import notify_user
@@ -95,7 +95,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "brokers/account_detail.html", _detail_context(account))
 
 
-def _announce(request: HttpRequest, account: BrokerAccount, report: FillReport, what: str) -> None:
+def _announce(request: HttpRequest, account: BrokerAccount, report: Report, what: str) -> None:
     if not report.created:
         messages.info(request, "That ticket was already filled; nothing new was sent.")
         return

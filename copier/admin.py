@@ -1,12 +1,21 @@
 from django.contrib import admin
 
-from copier.models import CopyLink, Execution, MasterEventRecord, PositionLink
+from copier.models import Alert, CopyLink, Execution, MasterEventRecord, PositionLink
 
 
 @admin.register(CopyLink)
 class CopyLinkAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "master", "follower", "multiplier", "is_active", "created_at")
-    list_filter = ("is_active",)
+    list_display = (
+        "id",
+        "owner",
+        "master",
+        "follower",
+        "sizing_summary",
+        "risk_mode",
+        "is_active",
+        "created_at",
+    )
+    list_filter = ("is_active", "sizing", "risk_mode")
 
 
 @admin.register(Execution)
@@ -36,3 +45,9 @@ class PositionLinkAdmin(admin.ModelAdmin):
 @admin.register(MasterEventRecord)
 class MasterEventRecordAdmin(admin.ModelAdmin):
     list_display = ("id", "account", "seq", "kind", "master_ref", "created_at", "published_at")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "link", "level", "kind", "message", "created_at")
+    list_filter = ("level", "kind")

@@ -1,17 +1,18 @@
 """The copier daemon: master events in, follower orders out.
 
 It reads master events from a Redis stream through a consumer group, plans
-each follower's order with the pure core, sends the orders of one event
-concurrently, and only then writes what happened to the database, so no
-database write sits between "planned" and "sent". An event is acknowledged
-on the stream after its executions are recorded; an event whose daemon died
-first is delivered again, and the venue is asked about each client order id
-before anything is sent for it.
+each follower's order with the pure core, records the intents in Redis, sends
+the orders of one event concurrently, and only then writes what happened to
+the database, so no database write sits between "planned" and "sent". An
+event is acknowledged on the stream after its executions are recorded. On
+start, before anything else, the daemon asks the venues about every intent
+left from before, then handles the events it had not acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -19,187 +20,49 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 import redis
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, transaction
-from django.utils import timezone
+from django.db import close_old_connections
 
-from brokers.models import BrokerAccount, Venue
-from brokers.venues.base import FillReport, VenueError
-from brokers.venues.base import Venue as VenueConnector
-from brokers.venues.paper import PaperVenue
+from brokers.venues.base import Report, Venue, VenueError
+from copier import ledger
 from copier.core import (
-    CopyRules,
     FollowerOrder,
-    FollowerPosition,
     FollowerState,
     MasterEvent,
-    OrderAction,
-    Side,
     Skip,
     client_order_id,
     plan,
 )
-from copier.core.events import EventFormatError, EventKind
-from copier.models import CopyLink, Execution, MasterEventRecord, PositionLink
+from copier.core.events import EventFormatError
+from copier.ledger import LinkCache, LinkInfo, Outcome
+from copier.models import Execution
 from copier.notify import user_group
 from copier.outbox import STREAM_MAXLEN
 from tradosphere.bus import COPIER_HEARTBEAT_KEY, LINKS_VERSION_KEY, async_redis
-from tradosphere.db import drop_broken_connection
 
 log = logging.getLogger("copier")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEAD_LETTER_STREAM = "copier:dead"
+INTENTS_KEY = "copier:intents"
 LINKS_MAX_AGE_S = 5.0
 TEMPORARY_RETRIES = 3
+# Paper orders are database transactions; more threads let more of one
+# event's follower orders run at once.
+VENUE_THREADS = 32
 
 
-@dataclass(frozen=True, slots=True)
-class LinkInfo:
-    id: int
-    owner_id: int
-    follower_id: int
-    rules: CopyRules
-
-
-@dataclass(slots=True)
-class Outcome:
-    link: LinkInfo
-    coid: str
-    event: MasterEvent
-    t_detected_ns: int
-    t_planned_ns: int
-    status: str
-    reason: str = ""
-    order: FollowerOrder | None = None
-    report: FillReport | None = None
-    t_sent_ns: int | None = None
-    t_acked_ns: int | None = None
-    # From the master's fill (venue wall clock) to the copier reading it.
-    signal_age_ms: int | None = None
-
-
-def venue_for(account: BrokerAccount) -> VenueConnector:
-    if account.venue == Venue.PAPER:
-        return PaperVenue(account.pk)
-    raise VenueError(f"{account.get_venue_display()} accounts cannot follow yet")
-
-
-@dataclass
-class LinkCache:
-    by_master: dict[int, list[LinkInfo]] = field(default_factory=dict)
-    venues: dict[int, VenueConnector] = field(default_factory=dict)
-    version: str | None = None
-    loaded_at: float = 0.0
-
-
-@drop_broken_connection
-def _load_links() -> LinkCache:
-    cache = LinkCache()
-    links = CopyLink.objects.filter(is_active=True).select_related("follower")
-    for link in links:
-        cache.by_master.setdefault(link.master_id, []).append(
-            LinkInfo(link.pk, link.owner_id, link.follower_id, link.rules())
-        )
-        if link.follower_id not in cache.venues:
-            try:
-                cache.venues[link.follower_id] = venue_for(link.follower)
-            except VenueError as e:
-                log.warning("link %s: %s", link.pk, e.message)
-    return cache
-
-
-@drop_broken_connection
-def _follower_states(link_ids: list[int], master_ref: str) -> dict[int, FollowerState]:
-    states: dict[int, FollowerState] = {}
-    for pl in PositionLink.objects.filter(link_id__in=link_ids, master_ref=master_ref):
-        if pl.closed_at is not None:
-            states[pl.link_id] = FollowerState(copy_closed=True)
-        else:
-            states[pl.link_id] = FollowerState(
-                linked_position=FollowerPosition(
-                    ref=pl.follower_ref,
-                    symbol=pl.symbol,
-                    side=Side(pl.side),
-                    volume=Decimal(pl.volume),
-                )
-            )
-    return states
-
-
-@drop_broken_connection
-def _record(outcomes: list[Outcome]) -> list[Execution]:
-    """Write the executions and position links of one event; return the new executions."""
-    rows = []
-    for o in outcomes:
-        order, report = o.order, o.report
-        rows.append(
-            Execution(
-                owner_id=o.link.owner_id,
-                link_id=o.link.id,
-                client_order_id=o.coid,
-                master_ref=o.event.master_ref,
-                seq=o.event.seq,
-                kind=o.event.kind.value,
-                status=o.status,
-                reason=o.reason[:300],
-                symbol=order.symbol if order else o.event.symbol,
-                side=order.side.value if order else "",
-                volume=report.volume if report else (order.volume if order else None),
-                price=report.price if report else None,
-                follower_ref=report.position_ref if report else "",
-                signal_age_ms=None,
-                t_detected_ns=o.t_detected_ns,
-                t_planned_ns=o.t_planned_ns,
-                t_sent_ns=o.t_sent_ns,
-                t_acked_ns=o.t_acked_ns,
-            )
-        )
-    with transaction.atomic():
-        existing = set(
-            Execution.objects.filter(
-                client_order_id__in=[r.client_order_id for r in rows]
-            ).values_list("client_order_id", flat=True)
-        )
-        new = [r for r in rows if r.client_order_id not in existing]
-        Execution.objects.bulk_create(new, ignore_conflicts=True)
-        for o in outcomes:
-            if o.status != Execution.Status.FILLED or o.report is None or o.order is None:
-                continue
-            if o.order.action is OrderAction.OPEN:
-                PositionLink.objects.get_or_create(
-                    link_id=o.link.id,
-                    master_ref=o.event.master_ref,
-                    defaults={
-                        "follower_ref": o.report.position_ref,
-                        "symbol": o.report.symbol,
-                        "side": o.report.side.value,
-                        "volume": o.report.volume,
-                    },
-                )
-            else:
-                PositionLink.objects.filter(
-                    link_id=o.link.id, master_ref=o.event.master_ref, closed_at=None
-                ).update(closed_at=timezone.now())
-    return new
-
-
-@drop_broken_connection
-def _mark_published(record_ids: list[int]) -> None:
-    MasterEventRecord.objects.filter(pk__in=record_ids).update(published_at=timezone.now())
-
-
-@drop_broken_connection
-def _publish_unpublished() -> int:
-    from copier.outbox import publish_pending
-
-    return publish_pending(older_than_s=2)
+def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run a ledger function on the daemon's single database thread."""
+    return sync_to_async(fn, thread_sensitive=True)
 
 
 class CopierDaemon:
@@ -212,18 +75,20 @@ class CopierDaemon:
         self.recent: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.redis: aredis.Redis | None = None
         self.needs_recovery = False
+        # Fills found while reconciling intents, used instead of asking again.
+        self.reconciled: dict[str, Report] = {}
 
-    # -- lifecycle -----------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(VENUE_THREADS, "venue"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self.redis = async_redis()
         await self.ensure_group()
         log.info("copier %s started (pid %d) on stream %s", self.consumer, os.getpid(), self.stream)
         await self.heartbeat()
-        # Unfinished work from before a restart comes first, before any new event.
         await self.recover()
         tasks = [
             asyncio.create_task(self.every(1.0, self.heartbeat)),
@@ -271,15 +136,27 @@ class CopierDaemon:
         await self.redis.set(COPIER_HEARTBEAT_KEY, beat, ex=60)
 
     async def sweep_outbox(self) -> None:
-        published = await sync_to_async(_publish_unpublished, thread_sensitive=True)()
+        published = await db(ledger.publish_unpublished)()
         if published:
             log.info("published %d event(s) from the outbox", published)
 
-    # -- consuming -------------------------------------------------------------
+    # -- consuming ---------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Process this consumer's unacknowledged entries, then claim abandoned ones."""
+        """Reconcile intents with the venues, then handle unacknowledged events."""
         assert self.redis is not None
+        await self.refresh_links(force=True)
+        intents = await self.redis.hgetall(INTENTS_KEY)
+        for coid, raw in intents.items():
+            venue = self.links.venues.get(int(json.loads(raw)["follower_id"]))
+            if venue is not None and (report := await venue.find(coid)) is not None:
+                self.reconciled[coid] = report
+        if intents:
+            log.info(
+                "reconciled %d intent(s): %d had reached the venue",
+                len(intents),
+                len(self.reconciled),
+            )
         handled = 0
         while True:
             reply = await self.redis.xreadgroup(
@@ -297,6 +174,10 @@ class CopierDaemon:
         for msg_id, fields in claimed:
             await self.handle(msg_id, fields, redelivered=True)
             handled += 1
+        if intents:
+            # Every intent's event has now been handled and recorded.
+            await self.redis.hdel(INTENTS_KEY, *intents)
+        self.reconciled.clear()
         if handled:
             log.info("recovered %d unacknowledged event(s)", handled)
         return handled
@@ -336,59 +217,52 @@ class CopierDaemon:
             await self.redis.xack(self.stream, self.group, msg_id)
             return
         key = (event.source, event.seq)
-        if key in self.recent:
-            await self.redis.xack(self.stream, self.group, msg_id)
-            return
-        await self.refresh_links()
-        links = self.links.by_master.get(account_id, [])
-        if links:
-            outcomes = await self.copy_event(event, links, t_detected, redelivered)
-            for o in outcomes:
-                o.signal_age_ms = received_ms - event.ts_event_ms
-            await self.finish(outcomes)
+        if key not in self.recent:
+            await self.refresh_links()
+            links = self.links.by_master.get(account_id, [])
+            if links:
+                outcomes = await self.copy_event(event, links, t_detected, redelivered)
+                for o in outcomes:
+                    o.signal_age_ms = received_ms - event.ts_event_ms
+                await self.finish(event, outcomes)
         await self.redis.xack(self.stream, self.group, msg_id)
         self.recent[key] = None
         if len(self.recent) > 10_000:
             self.recent.popitem(last=False)
 
-    async def refresh_links(self) -> None:
+    async def refresh_links(self, force: bool = False) -> None:
         assert self.redis is not None
         try:
             version = await self.redis.get(LINKS_VERSION_KEY)
         except redis.RedisError:
             version = self.links.version
         stale = time.monotonic() - self.links.loaded_at > LINKS_MAX_AGE_S
-        if version != self.links.version or stale or not self.links.loaded_at:
-            cache = await sync_to_async(_load_links, thread_sensitive=True)()
+        if force or version != self.links.version or stale or not self.links.loaded_at:
+            cache = await db(ledger.load_links)()
             cache.version, cache.loaded_at = version, time.monotonic()
             self.links = cache
 
-    # -- one event -------------------------------------------------------------
+    # -- one event ---------------------------------------------------------------
 
     async def copy_event(
         self, event: MasterEvent, links: list[LinkInfo], t_detected: int, redelivered: bool
     ) -> list[Outcome]:
-        states = await sync_to_async(_follower_states, thread_sensitive=True)(
-            [link.id for link in links], event.master_ref
-        )
-        return list(
-            await asyncio.gather(
-                *(
-                    self.copy_one(
-                        event, link, states.get(link.id, FollowerState()), t_detected, redelivered
-                    )
-                    for link in links
-                )
-            )
-        )
+        states = await db(ledger.load_states)(links, event.master_ref)
+        now_ms = time.time_ns() // 1_000_000
+        outcomes = [self.plan_one(event, li, states[li.id], t_detected, now_ms) for li in links]
+        to_send = [o for o in outcomes if o.order is not None]
+        if to_send:
+            await self.record_intents(to_send, event)
+            await asyncio.gather(*(self.send(o, redelivered) for o in to_send))
+        return outcomes
 
-    async def copy_one(
+    def plan_one(
         self,
         event: MasterEvent,
         link: LinkInfo,
         state: FollowerState,
         t_detected: int,
-        redelivered: bool,
+        now_ms: int,
     ) -> Outcome:
         coid = client_order_id(link.id, event.master_ref, event.seq)
         venue = self.links.venues.get(link.follower_id)
@@ -402,47 +276,67 @@ class CopierDaemon:
                 "failed",
                 "the follower's venue is not available",
             )
-        decision = plan(event, link.rules, state, venue.instrument(event.symbol))
+        symbol = link.rules.map_symbol(event.symbol)
+        decision = plan(event, link.rules, state, venue.instrument(symbol), now_ms)
         t_planned = time.monotonic_ns()
         if isinstance(decision, Skip):
             return Outcome(link, coid, event, t_detected, t_planned, "skipped", decision.reason)
-        outcome = Outcome(
+        return Outcome(
             link, coid, event, t_detected, t_planned, "filled", decision.note, order=decision
         )
+
+    async def record_intents(self, outcomes: list[Outcome], event: MasterEvent) -> None:
+        """Note each order in Redis before it is sent, for reconciliation after a crash."""
+        assert self.redis is not None
+        payload = {
+            o.coid: json.dumps(
+                {
+                    "follower_id": o.link.follower_id,
+                    "link_id": o.link.id,
+                    "source": event.source,
+                    "seq": event.seq,
+                }
+            )
+            for o in outcomes
+        }
+        await self.redis.hset(INTENTS_KEY, mapping=payload)
+
+    async def send(self, outcome: Outcome, redelivered: bool) -> None:
+        order = outcome.order
+        assert order is not None
+        venue = self.links.venues[outcome.link.follower_id]
+        coid = outcome.coid
         if redelivered:
             # The daemon may have sent this order before it stopped: ask first.
-            known = await venue.find_fill(coid)
+            known = self.reconciled.get(coid) or await venue.find(coid)
             if known is not None:
                 outcome.report = known
                 outcome.t_sent_ns = outcome.t_acked_ns = time.monotonic_ns()
-                return outcome
+                return
         for attempt in range(TEMPORARY_RETRIES + 1):
             outcome.t_sent_ns = time.monotonic_ns()
             try:
-                outcome.report = await self.send(venue, decision, coid)
+                outcome.report = await venue.execute(order, coid)
                 outcome.t_acked_ns = time.monotonic_ns()
-                return outcome
+                return
             except VenueError as e:
                 outcome.t_acked_ns = time.monotonic_ns()
                 # Only temporary errors are retried, and always with the same
                 # client order id, so the venue can refuse a second fill.
                 if e.permanent or attempt == TEMPORARY_RETRIES:
                     outcome.status, outcome.reason = "failed", e.message
-                    return outcome
+                    return
                 await asyncio.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
 
-    @staticmethod
-    async def send(venue: VenueConnector, order: FollowerOrder, coid: str) -> FillReport:
-        if order.action is OrderAction.OPEN:
-            return await venue.open_position(
-                order.symbol, order.side, order.volume, order.reference_price, coid
-            )
-        assert order.position_ref is not None
-        return await venue.close_position(order.position_ref, order.reference_price, coid)
-
-    async def finish(self, outcomes: list[Outcome]) -> None:
-        new = await sync_to_async(_record, thread_sensitive=True)(outcomes)
+    async def finish(self, event: MasterEvent, outcomes: list[Outcome]) -> None:
+        assert self.redis is not None
+        new = await db(ledger.record)(outcomes)
+        sent = [o.coid for o in outcomes if o.order is not None]
+        if sent:
+            await self.redis.hdel(INTENTS_KEY, *sent)
+        touched = [o.link for o in outcomes if o.report is not None and o.report.created]
+        if touched:
+            new += await self.enforce_risk_stops(event, touched)
         # Fills on accounts that lead others are master events in their turn.
         chained = [o.report for o in outcomes if o.report and o.report.event is not None]
         if chained:
@@ -450,7 +344,58 @@ class CopierDaemon:
         if new:
             await self.notify(new)
 
-    async def publish_chained(self, reports: list[FillReport]) -> None:
+    async def enforce_risk_stops(
+        self, event: MasterEvent, links: list[LinkInfo]
+    ) -> list[Execution]:
+        tripped = await db(ledger.check_risk_stops)(links)
+        recorded: list[Execution] = []
+        for trip in tripped:
+            log.warning("link %s risk stop: %s", trip.link.id, trip.breach.reason)
+            if not trip.to_close:
+                continue
+            venue = self.links.venues.get(trip.link.follower_id)
+            if venue is None:
+                continue
+            outcomes = []
+            for order in trip.to_close:
+                price = (
+                    event.price
+                    if order.symbol == trip.link.rules.map_symbol(event.symbol)
+                    else await db(ledger.last_price)(trip.link.follower_id, order.symbol)
+                )
+                order = FollowerOrder(
+                    order.action,
+                    order.symbol,
+                    order.side,
+                    order.volume,
+                    price or order.reference_price,
+                    ref=order.ref,
+                    link_ref=order.link_ref,
+                )
+                now = time.monotonic_ns()
+                coid = client_order_id(trip.link.id, f"risk:{order.link_ref}", 0)
+                outcomes.append(
+                    Outcome(
+                        trip.link,
+                        coid,
+                        event,
+                        now,
+                        now,
+                        "filled",
+                        f"closed by the risk stop: {trip.breach.reason}",
+                        order=order,
+                        kind="risk_stop",
+                    )
+                )
+            await asyncio.gather(*(self.send(o, redelivered=True) for o in outcomes))
+            recorded += await db(ledger.record)(outcomes)
+            await db(ledger.close_copies)(
+                trip.link.id,
+                [o.order.link_ref for o in outcomes if o.order and o.status == "filled"],
+            )
+        return recorded
+
+    async def publish_chained(self, reports: list[Report]) -> None:
         assert self.redis is not None
         published = []
         for report in reports:
@@ -464,7 +409,7 @@ class CopierDaemon:
                 break
             published.append(report.event_record_id)
         if published:
-            await sync_to_async(_mark_published, thread_sensitive=True)(published)
+            await db(ledger.mark_published)(published)
 
     async def notify(self, executions: list[Execution]) -> None:
         layer = get_channel_layer()
@@ -498,4 +443,4 @@ def run() -> None:
     uvloop.run(CopierDaemon().run())
 
 
-__all__ = ["CopierDaemon", "EventKind", "run"]
+__all__ = ["CopierDaemon", "Venue", "run"]

@@ -3,6 +3,7 @@ from decimal import Decimal
 from django import forms
 
 from brokers.models import BrokerAccount
+from copier.core import Sizing
 from copier.models import CopyLink, validate_link
 
 
@@ -41,7 +42,8 @@ class CopyLinkForm(forms.Form):
             owner=self.owner,
             master=data["master"],
             follower=data["follower"],
-            multiplier=data["multiplier"],
+            sizing=Sizing.MULTIPLIER,
+            sizing_value=data["multiplier"],
         )
         validate_link(link)
         self.instance = link

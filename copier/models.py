@@ -1,9 +1,26 @@
+import zoneinfo
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from brokers.models import BrokerAccount
-from copier.core import CopyRules
+from copier.core import (
+    CopyRules,
+    DeviationUnit,
+    LimitUnit,
+    RiskAction,
+    RiskLimit,
+    RiskMode,
+    Side,
+    Sizing,
+)
+from copier.core.rules_text import parse_symbol_map, parse_symbols, parse_time_windows
+from copier.core.sizing import fmt
+
+DECIMAL = {"max_digits": 20, "decimal_places": 8}
+OPTIONAL_DECIMAL = {**DECIMAL, "null": True, "blank": True}
 
 
 class CopyLink(models.Model):
@@ -18,9 +35,68 @@ class CopyLink(models.Model):
     follower = models.ForeignKey(
         BrokerAccount, on_delete=models.CASCADE, related_name="master_links"
     )
-    multiplier = models.DecimalField(max_digits=12, decimal_places=4, default=1)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Lot sizing.
+    sizing = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in Sizing], default=Sizing.MULTIPLIER
+    )
+    sizing_value = models.DecimalField(**DECIMAL, default=Decimal(1))
+    force_min = models.BooleanField(default=False)
+    # Symbols.
+    symbol_map = models.TextField(blank=True, default="")
+    master_prefix = models.CharField(max_length=16, blank=True, default="")
+    master_suffix = models.CharField(max_length=16, blank=True, default="")
+    follower_prefix = models.CharField(max_length=16, blank=True, default="")
+    follower_suffix = models.CharField(max_length=16, blank=True, default="")
+    # Filters.
+    symbols_allowed = models.TextField(blank=True, default="")
+    symbols_denied = models.TextField(blank=True, default="")
+    copy_buys = models.BooleanField(default=True)
+    copy_sells = models.BooleanField(default=True)
+    min_master_volume = models.DecimalField(**OPTIONAL_DECIMAL)
+    max_master_volume = models.DecimalField(**OPTIONAL_DECIMAL)
+    max_open_positions = models.PositiveIntegerField(null=True, blank=True)
+    time_windows = models.TextField(blank=True, default="")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    max_signal_age_ms = models.PositiveIntegerField(null=True, blank=True)
+    max_price_deviation = models.DecimalField(**OPTIONAL_DECIMAL)
+    price_deviation_unit = models.CharField(
+        max_length=8,
+        choices=[(u.value, u.value) for u in DeviationUnit],
+        default=DeviationUnit.POINTS,
+    )
+    # Direction and stops.
+    reverse = models.BooleanField(default=False)
+    copy_sl = models.BooleanField(default=True)
+    copy_tp = models.BooleanField(default=True)
+    fixed_sl_points = models.DecimalField(**OPTIONAL_DECIMAL)
+    fixed_tp_points = models.DecimalField(**OPTIONAL_DECIMAL)
+    sl_offset_points = models.DecimalField(**DECIMAL, default=Decimal(0))
+    tp_offset_points = models.DecimalField(**DECIMAL, default=Decimal(0))
+    # Modes.
+    close_only = models.BooleanField(default=False)
+    copy_pending = models.BooleanField(default=True)
+    # Follower risk stops, and the state they put the link in.
+    daily_loss_limit = models.DecimalField(**OPTIONAL_DECIMAL)
+    daily_loss_unit = models.CharField(
+        max_length=8, choices=[(u.value, u.value) for u in LimitUnit], default=LimitUnit.AMOUNT
+    )
+    max_drawdown = models.DecimalField(**OPTIONAL_DECIMAL)
+    max_drawdown_unit = models.CharField(
+        max_length=8, choices=[(u.value, u.value) for u in LimitUnit], default=LimitUnit.AMOUNT
+    )
+    risk_action = models.CharField(
+        max_length=24,
+        choices=[(a.value, a.value) for a in RiskAction],
+        default=RiskAction.STOP_OPENING,
+    )
+    risk_mode = models.CharField(
+        max_length=16, choices=[(m.value, m.value) for m in RiskMode], default=RiskMode.NORMAL
+    )
+    risk_reason = models.CharField(max_length=300, blank=True, default="")
+    risk_tripped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["master__label", "follower__label", "id"]
@@ -32,13 +108,65 @@ class CopyLink(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.master.label} → {self.follower.label} ×{self.multiplier.normalize()}"
+        return f"{self.master.label} → {self.follower.label} ({self.sizing_summary})"
+
+    @property
+    def sizing_summary(self) -> str:
+        value = fmt(self.sizing_value)
+        return {
+            Sizing.FIXED: f"{value} lots",
+            Sizing.MULTIPLIER: f"×{value}",
+            Sizing.BALANCE_RATIO: f"balance ratio ×{value}",
+            Sizing.EQUITY_RATIO: f"equity ratio ×{value}",
+            Sizing.RISK_PERCENT: f"risk {value}%",
+            Sizing.FIXED_NOTIONAL: f"notional {value}",
+        }[Sizing(self.sizing)]
 
     def rules(self) -> CopyRules:
-        return CopyRules(multiplier=self.multiplier)
+        """The link's rules as core values; fields were validated on save by the form."""
+        sides = frozenset(
+            side for side, on in ((Side.BUY, self.copy_buys), (Side.SELL, self.copy_sells)) if on
+        )
+        return CopyRules(
+            sizing=Sizing(self.sizing),
+            sizing_value=self.sizing_value,
+            force_min=self.force_min,
+            symbol_map=parse_symbol_map(self.symbol_map),
+            master_prefix=self.master_prefix,
+            master_suffix=self.master_suffix,
+            follower_prefix=self.follower_prefix,
+            follower_suffix=self.follower_suffix,
+            symbols_allowed=parse_symbols(self.symbols_allowed),
+            symbols_denied=parse_symbols(self.symbols_denied),
+            sides=sides,
+            min_master_volume=self.min_master_volume,
+            max_master_volume=self.max_master_volume,
+            max_open_positions=self.max_open_positions,
+            time_windows=parse_time_windows(self.time_windows),
+            time_zone=zoneinfo.ZoneInfo(self.time_zone),
+            max_signal_age_ms=self.max_signal_age_ms,
+            max_price_deviation=self.max_price_deviation,
+            price_deviation_unit=DeviationUnit(self.price_deviation_unit),
+            reverse=self.reverse,
+            copy_sl=self.copy_sl,
+            copy_tp=self.copy_tp,
+            fixed_sl_points=self.fixed_sl_points,
+            fixed_tp_points=self.fixed_tp_points,
+            sl_offset_points=self.sl_offset_points,
+            tp_offset_points=self.tp_offset_points,
+            close_only=self.close_only,
+            copy_pending=self.copy_pending,
+            daily_loss_limit=_limit(self.daily_loss_limit, self.daily_loss_unit),
+            max_drawdown=_limit(self.max_drawdown, self.max_drawdown_unit),
+            risk_action=RiskAction(self.risk_action),
+        )
 
     def clean(self) -> None:
         validate_link(self)
+
+
+def _limit(value: Decimal | None, unit: str) -> RiskLimit | None:
+    return None if value is None else RiskLimit(value, LimitUnit(unit))
 
 
 def validate_link(link: CopyLink) -> None:
@@ -56,8 +184,8 @@ def validate_link(link: CopyLink) -> None:
         raise ValidationError(
             {"follower": f"{follower.label} is a master account; make it a follower to copy."}
         )
-    if link.multiplier is not None and link.multiplier <= 0:
-        raise ValidationError({"multiplier": "The multiplier must be greater than 0."})
+    if link.sizing_value is not None and link.sizing_value <= 0:
+        raise ValidationError({"sizing_value": "The sizing value must be greater than 0."})
     duplicate = CopyLink.objects.filter(master=master, follower=follower).exclude(pk=link.pk)
     if duplicate.exists():
         raise ValidationError({"follower": f"{follower.label} already copies {master.label}."})
@@ -116,16 +244,22 @@ class MasterEventRecord(models.Model):
 
 
 class PositionLink(models.Model):
-    """Which follower position copies which master position, per copy link."""
+    """Which follower position (or pending order) copies which master one, per link."""
 
     link = models.ForeignKey(CopyLink, on_delete=models.CASCADE, related_name="position_links")
     master_ref = models.CharField(max_length=64)
     follower_ref = models.CharField(max_length=64)
+    is_order = models.BooleanField(default=False)
+    order_type = models.CharField(max_length=8, default="market")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4)
-    volume = models.DecimalField(max_digits=20, decimal_places=8)
+    volume = models.DecimalField(**DECIMAL)
+    price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    sl = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    tp = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by_hand = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -134,6 +268,33 @@ class PositionLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.master_ref} → {self.follower_ref}"
+
+
+class Alert(models.Model):
+    """Something a trader must know about: a risk stop, a rejected order."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alerts"
+    )
+    link = models.ForeignKey(
+        CopyLink, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts"
+    )
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.WARNING)
+    kind = models.CharField(max_length=32)
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["owner", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
 
 
 class Execution(models.Model):
@@ -153,11 +314,14 @@ class Execution(models.Model):
     )
     link = models.ForeignKey(CopyLink, on_delete=models.CASCADE, related_name="executions")
     client_order_id = models.CharField(max_length=48, unique=True)
+    action = models.CharField(max_length=16, blank=True)
     master_ref = models.CharField(max_length=64)
     seq = models.BigIntegerField()
     kind = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices)
     reason = models.CharField(max_length=300, blank=True)
+    sl = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    tp = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, blank=True)
     volume = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)

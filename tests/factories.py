@@ -29,7 +29,13 @@ def make_paper(
     return account
 
 
-def make_link(master: BrokerAccount, follower: BrokerAccount, multiplier: str = "1") -> CopyLink:
+def make_link(
+    master: BrokerAccount, follower: BrokerAccount, multiplier: str = "1", **rules: object
+) -> CopyLink:
     return CopyLink.objects.create(
-        owner=master.owner, master=master, follower=follower, multiplier=Decimal(multiplier)
+        owner=master.owner,
+        master=master,
+        follower=follower,
+        sizing_value=Decimal(multiplier),
+        **rules,
     )

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from brokers.models import BrokerAccount, PaperFill, PaperPosition, Role
+from brokers.models import BrokerAccount, PaperRequest, PaperPosition, Role
 from copier.models import CopyLink, MasterEventRecord
 from tests.factories import make_link, make_paper, make_user
 
@@ -36,7 +36,7 @@ def trade(client, account, **fields):
 
 
 def assert_nothing_traded():
-    assert not PaperFill.objects.exists()
+    assert not PaperRequest.objects.exists()
     assert not PaperPosition.objects.exists()
     assert not MasterEventRecord.objects.exists()
 
@@ -76,7 +76,7 @@ def test_a_double_submitted_ticket_fills_once(client, master, redis_client):
     trade(client, master, ticket_id=ticket)
     response = trade(client, master, ticket_id=ticket)
     assert response.status_code == 302
-    assert PaperFill.objects.count() == 1
+    assert PaperRequest.objects.count() == 1
     assert MasterEventRecord.objects.count() == 1
 
 

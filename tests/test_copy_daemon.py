@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 from django.conf import settings
 
-from brokers.models import PaperFill, PaperPosition, Role
+from brokers.models import PaperRequest, PaperPosition, Role
 from brokers.venues import paper
 from copier.core import Side, client_order_id
 from copier.models import Execution, MasterEventRecord, PositionLink
@@ -99,7 +99,7 @@ def test_a_replayed_event_produces_nothing_new(client, setup, copier_daemon, red
     # the replays before it have been handled too.
     place(client, master, symbol="EURUSD", volume="1", price="1.085")
     wait_for(lambda: Execution.objects.count() == 4, what="the later trade's copies")
-    assert PaperFill.objects.filter(account__in=[f1, f2]).count() == 4
+    assert PaperRequest.objects.filter(account__in=[f1, f2]).count() == 4
     assert PaperPosition.objects.filter(account=f1, symbol="XAUUSD").count() == 1
     assert PaperPosition.objects.filter(account=f2, symbol="XAUUSD").count() == 1
 
@@ -122,7 +122,7 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     wait_for(lambda: len(open_positions(f2)) == 1, what="F2's copy after the restart")
     wait_for(lambda: Execution.objects.count() == 2, what="both executions")
     assert len(open_positions(f1)) == 1, "F1's order must not be sent twice"
-    assert PaperFill.objects.filter(account=f1).count() == 1
+    assert PaperRequest.objects.filter(account=f1).count() == 1
     assert redis_client.xpending(settings.COPIER_STREAM, settings.COPIER_GROUP)["pending"] == 0
 
     close(client, master, position)

@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from brokers.models import PaperFill, Role
+from brokers.models import PaperRequest, Role
 from brokers.venues import paper
 from brokers.venues.base import OrderRejected
 from copier.core import EventKind, Side
@@ -34,14 +34,14 @@ def test_a_repeated_client_order_id_fills_once(master):
     first = paper.open_position(master.pk, "EURUSD", Side.BUY, D("1"), D("1.085"), "C1")
     again = paper.open_position(master.pk, "EURUSD", Side.BUY, D("1"), D("1.085"), "C1")
     assert not again.created
-    assert again.position_ref == first.position_ref
-    assert PaperFill.objects.filter(account=master).count() == 1
+    assert again.ref == first.ref
+    assert PaperRequest.objects.filter(account=master).count() == 1
     assert master.paper_positions.count() == 1
 
 
 def test_closing_books_the_pnl_into_the_balance(master):
     opened = paper.open_position(master.pk, "XAUUSD", Side.SELL, D("0.5"), D("2350.00"), "C1")
-    paper.close_position(master.pk, opened.position_ref, D("2340.00"), "C2")
+    paper.close_position(master.pk, opened.ref, D("2340.00"), "C2")
     master.paper.refresh_from_db()
     # A short of 0.5 lot x 100 oz gains 10 USD per oz.
     assert master.paper.balance == D("10500.00")
@@ -54,18 +54,18 @@ def test_slippage_makes_fills_worse(master):
     master.paper.save()
     buy = paper.open_position(master.pk, "EURUSD", Side.BUY, D("1"), D("1.08500"), "C1")
     assert buy.price == D("1.0852")
-    close = paper.close_position(master.pk, buy.position_ref, D("1.08500"), "C2")
+    close = paper.close_position(master.pk, buy.ref, D("1.08500"), "C2")
     assert close.price == D("1.0848")
 
 
 def test_fills_on_a_master_append_sequenced_events(master):
     opened = paper.open_position(master.pk, "BTCUSD", Side.BUY, D("0.10"), D("65000"), "C1")
-    closed = paper.close_position(master.pk, opened.position_ref, D("66000"), "C2")
+    closed = paper.close_position(master.pk, opened.ref, D("66000"), "C2")
     assert opened.event and closed.event
     assert (opened.event.seq, closed.event.seq) == (1, 2)
     assert opened.event.kind is EventKind.POSITION_OPENED
     assert closed.event.kind is EventKind.POSITION_CLOSED
-    assert opened.event.master_ref == closed.event.master_ref == opened.position_ref
+    assert opened.event.master_ref == closed.event.master_ref == opened.ref
     assert list(MasterEventRecord.objects.values_list("seq", flat=True).order_by("seq")) == [1, 2]
 
 
@@ -90,11 +90,11 @@ def test_it_rejects_orders_a_broker_would_reject(master, symbol, volume, message
     with pytest.raises(OrderRejected) as e:
         paper.open_position(master.pk, symbol, Side.BUY, D(volume), D("1"), "C1")
     assert e.value.message == message and e.value.permanent
-    assert not PaperFill.objects.exists()
+    assert not PaperRequest.objects.exists()
 
 
 def test_a_closed_position_cannot_be_closed_again(master):
     opened = paper.open_position(master.pk, "EURUSD", Side.BUY, D("1"), D("1.085"), "C1")
-    paper.close_position(master.pk, opened.position_ref, D("1.086"), "C2")
+    paper.close_position(master.pk, opened.ref, D("1.086"), "C2")
     with pytest.raises(OrderRejected, match="already closed"):
-        paper.close_position(master.pk, opened.position_ref, D("1.086"), "C3")
+        paper.close_position(master.pk, opened.ref, D("1.086"), "C3")

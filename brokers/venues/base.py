@@ -1,13 +1,15 @@
 """The interface every venue connector implements, and its errors.
 
-| method              | required | notes                                   |
-|---------------------|----------|-----------------------------------------|
-| instrument(symbol)  | yes      | volume step and limits for planning     |
-| open_position(...)  | yes      | market order carrying a client order id |
-| close_position(...) | yes      | by the venue's position reference       |
-| find_fill(coid)     | yes      | reconciliation after a restart          |
-| positions()         | later    | with the ccxt and MT5 connectors        |
-| watch_events()      | later    | detection for venues we do not run      |
+| method                    | required | notes                                          |
+|---------------------------|----------|------------------------------------------------|
+| instrument(symbol)        | yes      | volume step and limits for planning            |
+| open_position / close ... | yes      | one method per `OrderAction`, see `submit`     |
+| find(client_order_id)     | yes      | reconciliation: what happened to this order id |
+| account_state()           | later    | balance and equity, with ccxt and MT5          |
+| watch_events()            | later    | detection for venues we do not run             |
+
+Every request carries a client order id. A connector must either make the
+venue refuse a second request with the same id, or check `find` first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import abc
 from dataclasses import dataclass
 from decimal import Decimal
 
-from copier.core import Instrument, MasterEvent, Side
+from copier.core import FollowerOrder, Instrument, MasterEvent, OrderAction, Side
 
 
 class VenueError(Exception):
@@ -38,16 +40,23 @@ class OrderRejected(VenueError):
 
 
 @dataclass(frozen=True, slots=True)
-class FillReport:
+class Report:
+    """What the venue did for one client order id."""
+
     client_order_id: str
-    position_ref: str
+    action: str
+    # The follower position (P…) or pending order (O…) the request acted on.
+    ref: str
     symbol: str
     side: Side
     volume: Decimal
     price: Decimal
     # False when the venue already had this client order id: nothing new happened.
     created: bool
-    # The master event the fill produced, when the account leads others.
+    remaining: Decimal = Decimal(0)
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    # The master event the request produced, when the account leads others.
     event_record_id: int | None = None
     event: MasterEvent | None = None
 
@@ -57,19 +66,20 @@ class Venue(abc.ABC):
     def instrument(self, symbol: str) -> Instrument | None: ...
 
     @abc.abstractmethod
-    async def open_position(
-        self,
-        symbol: str,
-        side: Side,
-        volume: Decimal,
-        reference_price: Decimal,
-        client_order_id: str,
-    ) -> FillReport: ...
+    async def execute(self, order: FollowerOrder, client_order_id: str) -> Report:
+        """Carry out one planned order; raise VenueError when the venue refuses."""
 
     @abc.abstractmethod
-    async def close_position(
-        self, position_ref: str, reference_price: Decimal, client_order_id: str
-    ) -> FillReport: ...
+    async def find(self, client_order_id: str) -> Report | None: ...
 
-    @abc.abstractmethod
-    async def find_fill(self, client_order_id: str) -> FillReport | None: ...
+
+ACTIONS_NEEDING_REF = frozenset(
+    {
+        OrderAction.CLOSE,
+        OrderAction.REDUCE,
+        OrderAction.MODIFY,
+        OrderAction.MODIFY_PENDING,
+        OrderAction.CANCEL_PENDING,
+        OrderAction.FILL_PENDING,
+    }
+)

@@ -15,10 +15,30 @@ class Side(enum.StrEnum):
     def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
 
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+
 
 class EventKind(enum.StrEnum):
     POSITION_OPENED = "position_opened"
+    POSITION_MODIFIED = "position_modified"
+    POSITION_PARTIALLY_CLOSED = "position_partially_closed"
     POSITION_CLOSED = "position_closed"
+    ORDER_PLACED = "order_placed"
+    ORDER_MODIFIED = "order_modified"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_FILLED = "order_filled"
+
+    @property
+    def is_order(self) -> bool:
+        return self.value.startswith("order_")
 
 
 class EventFormatError(ValueError):
@@ -29,9 +49,17 @@ class EventFormatError(ValueError):
 class MasterEvent:
     """One thing that happened on a master account.
 
-    `source` names the master (for example ``acct:12``); `master_ref` is the
-    master's stable position reference; `seq` increases by one per event of
-    the source. (source, seq) identifies an event, so a replay is recognised.
+    `source` names the master (for example ``acct:12``); `seq` increases by
+    one per event of the source, so (source, seq) identifies an event and a
+    replay is recognised. `master_ref` is the master's stable reference of the
+    position or pending order the event is about.
+
+    - `volume`: the position's or order's volume; for a partial close, the
+      volume closed, with `remaining_volume` what stays open.
+    - `price`: the fill price, or a pending order's price.
+    - `position_ref`: for ORDER_FILLED, the position the order became.
+    - `master_balance` / `master_equity`: the master account at the event,
+      for ratio sizing.
     """
 
     source: str
@@ -43,9 +71,16 @@ class MasterEvent:
     volume: Decimal
     price: Decimal
     ts_event_ms: int
+    order_type: OrderType = OrderType.MARKET
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    remaining_volume: Decimal | None = None
+    position_ref: str | None = None
+    master_balance: Decimal | None = None
+    master_equity: Decimal | None = None
 
     def to_wire(self) -> dict[str, str]:
-        return {
+        wire = {
             "v": "1",
             "source": self.source,
             "seq": str(self.seq),
@@ -56,13 +91,24 @@ class MasterEvent:
             "volume": str(self.volume),
             "price": str(self.price),
             "ts_event_ms": str(self.ts_event_ms),
+            "order_type": self.order_type.value,
         }
+        for name in _OPTIONAL_DECIMALS:
+            value = getattr(self, name)
+            if value is not None:
+                wire[name] = str(value)
+        if self.position_ref is not None:
+            wire["position_ref"] = self.position_ref
+        return wire
 
     @classmethod
     def from_wire(cls, fields: dict[str, str]) -> MasterEvent:
+        if fields.get("v") != "1":
+            raise EventFormatError(f"unsupported event version {fields.get('v')!r}")
         try:
-            if fields.get("v") != "1":
-                raise EventFormatError(f"unsupported event version {fields.get('v')!r}")
+            optional = {
+                name: Decimal(fields[name]) for name in _OPTIONAL_DECIMALS if name in fields
+            }
             return cls(
                 source=fields["source"],
                 seq=int(fields["seq"]),
@@ -73,8 +119,12 @@ class MasterEvent:
                 volume=Decimal(fields["volume"]),
                 price=Decimal(fields["price"]),
                 ts_event_ms=int(fields["ts_event_ms"]),
+                order_type=OrderType(fields.get("order_type", "market")),
+                position_ref=fields.get("position_ref"),
+                **optional,
             )
         except (KeyError, ValueError, InvalidOperation) as e:
-            if isinstance(e, EventFormatError):
-                raise
             raise EventFormatError(f"bad master event: {e!r}") from e
+
+
+_OPTIONAL_DECIMALS = ("sl", "tp", "remaining_volume", "master_balance", "master_equity")

@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
+    """Trading limits of a symbol at one venue.
+
+    `tick_value` is what one `tick_size` price move is worth for one lot, in
+    the account currency; risk sizing needs it.
+    """
+
     symbol: str
     volume_step: Decimal
     volume_min: Decimal
     volume_max: Decimal
     contract_size: Decimal
     price_digits: int
+    tick_size: Decimal | None = None
+    tick_value: Decimal | None = None
+
+    @property
+    def point(self) -> Decimal:
+        return Decimal(1).scaleb(-self.price_digits)
+
+    @property
+    def value_per_price_unit(self) -> Decimal:
+        """Account-currency value of a 1.0 price move for one lot."""
+        if self.tick_size and self.tick_value:
+            return self.tick_value / self.tick_size
+        return self.contract_size
 
     def round_volume_down(self, volume: Decimal) -> Decimal:
         """Round down to the volume step: never trade more than asked."""
         steps = (volume / self.volume_step).to_integral_value(rounding=ROUND_DOWN)
         return (steps * self.volume_step).quantize(self.volume_step)
+
+    def round_volume(self, volume: Decimal) -> Decimal:
+        steps = (volume / self.volume_step).to_integral_value(rounding=ROUND_HALF_EVEN)
+        return (steps * self.volume_step).quantize(self.volume_step)
+
+    def round_price(self, price: Decimal) -> Decimal:
+        return price.quantize(self.point, rounding=ROUND_HALF_EVEN)
 
     def is_on_step(self, volume: Decimal) -> bool:
         return (volume / self.volume_step) % 1 == 0

@@ -48,6 +48,6 @@ class Command(BaseCommand):
                     owner=user,
                     master=master,
                     follower=account,
-                    defaults={"multiplier": multiplier},
+                    defaults={"sizing_value": multiplier},
                 )
         self.stdout.write(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")

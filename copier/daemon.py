@@ -248,13 +248,26 @@ class CopierDaemon:
         self, event: MasterEvent, links: list[LinkInfo], t_detected: int, redelivered: bool
     ) -> list[Outcome]:
         states = await db(ledger.load_states)(links, event.master_ref)
-        now_ms = time.time_ns() // 1_000_000
-        outcomes = [self.plan_one(event, li, states[li.id], t_detected, now_ms) for li in links]
+        outcomes = self.plan_all(event, links, states, t_detected)
         to_send = [o for o in outcomes if o.order is not None]
         if to_send:
             await self.record_intents(to_send, event)
-            await asyncio.gather(*(self.send(o, redelivered) for o in to_send))
+            await asyncio.gather(*self.dispatch(to_send, redelivered))
         return outcomes
+
+    def plan_all(
+        self,
+        event: MasterEvent,
+        links: list[LinkInfo],
+        states: dict[int, FollowerState],
+        t_detected: int,
+    ) -> list[Outcome]:
+        now_ms = time.time_ns() // 1_000_000
+        return [self.plan_one(event, li, states[li.id], t_detected, now_ms) for li in links]
+
+    def dispatch(self, outcomes: list[Outcome], redelivered: bool) -> list[asyncio.Task[None]]:
+        """Hand every planned order to its venue connector; the sends run concurrently."""
+        return [asyncio.create_task(self.send(o, redelivered)) for o in outcomes]
 
     def plan_one(
         self,
@@ -387,7 +400,7 @@ class CopierDaemon:
                         kind="risk_stop",
                     )
                 )
-            await asyncio.gather(*(self.send(o, redelivered=True) for o in outcomes))
+            await asyncio.gather(*self.dispatch(outcomes, redelivered=True))
             recorded += await db(ledger.record)(outcomes)
             await db(ledger.close_copies)(
                 trip.link.id,

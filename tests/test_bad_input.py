@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from brokers.models import BrokerAccount, PaperRequest, PaperPosition, Role
+from brokers.models import BrokerAccount, PaperPosition, PaperRequest, Role
 from copier.models import CopyLink, MasterEventRecord
 from tests.factories import make_link, make_paper, make_user
 

@@ -1,5 +1,6 @@
 """The real `run_copier` process copies master trades to Paper followers."""
 
+import json
 import signal
 import uuid
 from decimal import Decimal as D
@@ -7,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 from django.conf import settings
 
-from brokers.models import PaperRequest, PaperPosition, Role
+from brokers.models import PaperPosition, PaperRequest, Role
 from brokers.venues import paper
 from copier.core import Side, client_order_id
 from copier.models import Execution, MasterEventRecord, PositionLink
@@ -116,6 +117,10 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     )
     assert len(delivered[0][1]) == 1
     coid = client_order_id(link1.pk, event.master_ref, event.seq)
+    # The daemon had noted both intents before sending.
+    for link in (link1, _link2):
+        redis_client.hset("copier:intents", client_order_id(link.pk, event.master_ref, event.seq),
+                          json.dumps({"follower_id": link.follower_id, "link_id": link.pk}))
     paper.open_position(f1.pk, "XAUUSD", Side.BUY, D("2"), D("2350.5"), coid)
 
     copier_daemon()
@@ -123,7 +128,10 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     wait_for(lambda: Execution.objects.count() == 2, what="both executions")
     assert len(open_positions(f1)) == 1, "F1's order must not be sent twice"
     assert PaperRequest.objects.filter(account=f1).count() == 1
-    assert redis_client.xpending(settings.COPIER_STREAM, settings.COPIER_GROUP)["pending"] == 0
+    group = (settings.COPIER_STREAM, settings.COPIER_GROUP)
+    wait_for(lambda: redis_client.xpending(*group)["pending"] == 0,
+             what="the recovered event to be acknowledged")
+    assert not redis_client.hgetall("copier:intents"), "reconciled intents are cleared"
 
     close(client, master, position)
     wait_for(

@@ -290,7 +290,20 @@ class CopierDaemon:
                 "the follower's venue is not available",
             )
         symbol = link.rules.map_symbol(event.symbol)
-        decision = plan(event, link.rules, state, venue.instrument(symbol), now_ms)
+        try:
+            decision = plan(event, link.rules, state, venue.instrument(symbol), now_ms)
+        except Exception as e:
+            # One event the planner cannot handle must not block the stream behind it.
+            log.exception("planning %s for link %s failed", event.master_ref, link.id)
+            return Outcome(
+                link,
+                coid,
+                event,
+                t_detected,
+                time.monotonic_ns(),
+                "failed",
+                f"internal error while planning ({e.__class__.__name__})",
+            )
         t_planned = time.monotonic_ns()
         if isinstance(decision, Skip):
             return Outcome(link, coid, event, t_detected, t_planned, "skipped", decision.reason)

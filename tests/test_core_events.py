@@ -15,6 +15,7 @@ from copier.core import (
     MasterEvent,
     OrderAction,
     OrderType,
+    RiskMode,
     Side,
     Skip,
     plan,
@@ -492,12 +493,6 @@ def test_a_fill_never_fills_a_pending_copy_that_is_already_cancelled():
     assert not (isinstance(result, FollowerOrder) and result.action is OrderAction.FILL_PENDING)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plan() ORDER_FILLED passes ignore_copy=True whenever the copy is not a live "
-    "pending order, so a copy that is already an open position is opened a second time",
-)
 def test_a_fill_for_a_master_ref_whose_copy_is_already_a_position_opens_nothing():
     # For example a second (partial) fill of the same master order, or a venue
     # whose position keeps the order's ticket: the follower already holds the copy.
@@ -506,12 +501,6 @@ def test_a_fill_for_a_master_ref_whose_copy_is_already_a_position_opens_nothing(
     assert result == Skip("the follower already holds the copy of this master position")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plan() ORDER_FILLED ignores a pending copy the copier already cancelled (e.g. by a "
-    "close-all-and-pause risk stop) and opens a fresh market copy, unlike POSITION_OPENED",
-)
 def test_a_fill_of_an_order_whose_pending_copy_the_copier_cancelled_opens_nothing():
     cancelled = pending(closed=True)
     result = plan(filled(), CopyRules(), FollowerState(copy=cancelled), XAU)
@@ -655,12 +644,6 @@ def test_bad_wire_messages_are_refused(broken):
     assert str(refused.value).startswith("bad master event: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="MasterEvent.from_wire accepts non-finite decimals (NaN, Infinity); plan() then "
-    "raises decimal.InvalidOperation instead of refusing the message",
-)
 @pytest.mark.parametrize(
     "broken",
     [
@@ -698,3 +681,25 @@ def test_only_open_and_place_pending_open_something():
         OrderAction.OPEN,
         OrderAction.PLACE_PENDING,
     }
+
+
+def test_a_fill_withdraws_the_pending_copy_while_opening_is_stopped():
+    state = FollowerState(
+        copy=pending(),
+        risk_mode=RiskMode.STOP_OPENING,
+        risk_reason="today's loss reached the limit",
+    )
+    result = plan(filled(), CopyRules(), state, XAU)
+    assert isinstance(result, FollowerOrder)
+    assert result.action is OrderAction.CANCEL_PENDING
+    assert result.note == "new positions are stopped by a risk stop: today's loss reached the limit"
+    closing = plan(filled(), CopyRules(close_only=True), FollowerState(copy=pending()), XAU)
+    assert isinstance(closing, FollowerOrder) and closing.action is OrderAction.CANCEL_PENDING
+
+
+def test_a_fill_copied_at_market_is_checked_for_price_deviation():
+    rules = CopyRules(copy_pending=False, max_price_deviation=D("10"))
+    far = plan(filled(), rules, FollowerState(quote=filled().price + D("1")), XAU)
+    assert isinstance(far, Skip) and "points from the master's" in far.reason
+    near = plan(filled(), rules, FollowerState(quote=filled().price), XAU)
+    assert isinstance(near, FollowerOrder) and near.action is OrderAction.OPEN

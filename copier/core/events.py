@@ -107,7 +107,7 @@ class MasterEvent:
             raise EventFormatError(f"unsupported event version {fields.get('v')!r}")
         try:
             optional = {
-                name: Decimal(fields[name]) for name in _OPTIONAL_DECIMALS if name in fields
+                name: _finite(fields[name], name) for name in _OPTIONAL_DECIMALS if name in fields
             }
             return cls(
                 source=fields["source"],
@@ -116,8 +116,8 @@ class MasterEvent:
                 master_ref=fields["master_ref"],
                 symbol=fields["symbol"],
                 side=Side(fields["side"]),
-                volume=Decimal(fields["volume"]),
-                price=Decimal(fields["price"]),
+                volume=_finite(fields["volume"], "volume"),
+                price=_finite(fields["price"], "price"),
                 ts_event_ms=int(fields["ts_event_ms"]),
                 order_type=OrderType(fields.get("order_type", "market")),
                 position_ref=fields.get("position_ref"),
@@ -125,6 +125,13 @@ class MasterEvent:
             )
         except (KeyError, ValueError, InvalidOperation) as e:
             raise EventFormatError(f"bad master event: {e!r}") from e
+
+
+def _finite(text: str, name: str) -> Decimal:
+    value = Decimal(text)
+    if not value.is_finite():
+        raise EventFormatError(f"{name} must be a finite number, not {text!r}")
+    return value
 
 
 _OPTIONAL_DECIMALS = ("sl", "tp", "remaining_volume", "master_balance", "master_equity")

@@ -129,26 +129,7 @@ def plan(
             return Skip("pending orders are not copied on this link")
         return _plan_open(event, rules, follower, instrument, now_ms, pending=True)
     if kind is EventKind.ORDER_FILLED:
-        if copy is not None and copy.is_order and not copy.closed:
-            return FollowerOrder(
-                OrderAction.FILL_PENDING,
-                copy.symbol,
-                copy.side,
-                copy.volume,
-                event.price,
-                order_type=copy.order_type,
-                sl=copy.sl,
-                tp=copy.tp,
-                ref=copy.ref,
-                link_ref=event.position_ref,
-            )
-        # The pending order was not copied: copy its fill as a market order.
-        opened = _plan_open(
-            event, rules, follower, instrument, now_ms, pending=False, ignore_copy=True
-        )
-        if isinstance(opened, FollowerOrder):
-            return _replace_link_ref(opened, event.position_ref)
-        return opened
+        return _plan_fill(event, rules, follower, instrument, now_ms)
     if copy is None:
         return Skip(_NOTHING_TO[kind])
     if copy.closed:
@@ -185,6 +166,59 @@ _NOTHING_TO = {
 }
 
 
+def _plan_fill(
+    event: MasterEvent,
+    rules: CopyRules,
+    follower: FollowerState,
+    instrument: Instrument | None,
+    now_ms: int | None,
+) -> FollowerOrder | Skip:
+    copy = follower.copy
+    if copy is None:
+        # The pending order was not copied: copy its fill as a market order.
+        opened = _plan_open(event, rules, follower, instrument, now_ms, pending=False)
+        if isinstance(opened, FollowerOrder):
+            return _replace_link_ref(opened, event.position_ref)
+        return opened
+    if copy.closed:
+        return Skip("this master position was already copied and closed")
+    if not copy.is_order:
+        return Skip("the follower already holds the copy of this master position")
+    stopped = _stopped_opening(rules, follower)
+    if stopped is not None:
+        # The fill would open a position the rules no longer allow: withdraw the copy.
+        return FollowerOrder(
+            OrderAction.CANCEL_PENDING,
+            copy.symbol,
+            copy.side,
+            copy.volume,
+            event.price,
+            order_type=copy.order_type,
+            ref=copy.ref,
+            note=stopped,
+        )
+    return FollowerOrder(
+        OrderAction.FILL_PENDING,
+        copy.symbol,
+        copy.side,
+        copy.volume,
+        event.price,
+        order_type=copy.order_type,
+        sl=copy.sl,
+        tp=copy.tp,
+        ref=copy.ref,
+        link_ref=event.position_ref,
+    )
+
+
+def _stopped_opening(rules: CopyRules, follower: FollowerState) -> str | None:
+    if rules.close_only:
+        return "close-only mode: new positions are not opened"
+    if follower.risk_mode is not RiskMode.NORMAL:
+        return f"new positions are stopped by a risk stop: {follower.risk_reason}"
+    return None
+
+
 def _replace_link_ref(order: FollowerOrder, link_ref: str | None) -> FollowerOrder:
     return FollowerOrder(
         order.action,
@@ -205,10 +239,8 @@ def _filter_open(
     event: MasterEvent, rules: CopyRules, follower: FollowerState, now_ms: int | None
 ) -> str | None:
     """Why a new copy must not be opened, or None."""
-    if rules.close_only:
-        return "close-only mode: new positions are not opened"
-    if follower.risk_mode is not RiskMode.NORMAL:
-        return f"new positions are stopped by a risk stop: {follower.risk_reason}"
+    if (stopped := _stopped_opening(rules, follower)) is not None:
+        return stopped
     symbol = event.symbol
     if rules.symbols_allowed and symbol not in rules.symbols_allowed:
         return f"{symbol} is not in this link's allowed symbols"
@@ -246,11 +278,8 @@ def _filter_open(
 def _deviation(
     event: MasterEvent, rules: CopyRules, quote: Decimal | None, instrument: Instrument
 ) -> str | None:
-    if (
-        rules.max_price_deviation is None
-        or quote is None
-        or event.order_type is not OrderType.MARKET
-    ):
+    """Only fills are compared with the follower's price; pending prices are the master's."""
+    if rules.max_price_deviation is None or quote is None:
         return None
     gap = abs(quote - event.price)
     if rules.price_deviation_unit is DeviationUnit.PERCENT:
@@ -284,10 +313,9 @@ def _plan_open(
     instrument: Instrument | None,
     now_ms: int | None,
     pending: bool,
-    ignore_copy: bool = False,
 ) -> FollowerOrder | Skip:
     copy = follower.copy
-    if copy is not None and not ignore_copy:
+    if copy is not None:
         if copy.closed:
             return Skip("this master position was already copied and closed")
         return Skip("the follower already holds the copy of this master position")
@@ -295,7 +323,7 @@ def _plan_open(
         return Skip(reason)
     if instrument is None:
         return Skip(f"{rules.map_symbol(event.symbol)} is not tradable on the follower account")
-    if (reason := _deviation(event, rules, follower.quote, instrument)) is not None:
+    if not pending and (reason := _deviation(event, rules, follower.quote, instrument)):
         return Skip(reason)
     side = event.side.opposite if rules.reverse else event.side
     order_type = _REVERSED_TYPE[event.order_type] if rules.reverse else event.order_type

@@ -1,12 +1,14 @@
 import hashlib
 import uuid
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 
 from django import forms
 
 from brokers.instruments import PAPER_INSTRUMENTS, paper_instrument
-from brokers.models import BrokerAccount, Role
-from copier.core import Side
+from brokers.models import BrokerAccount, PaperOrder, PaperPosition, Role
+from copier.core import OrderType, Side
+from copier.core.plan import fmt
 
 PAPER_CURRENCIES = [("USD", "USD"), ("USDT", "USDT")]
 
@@ -73,14 +75,78 @@ def manual_order_id(ticket_id: str) -> str:
     return "TSM" + hashlib.sha256(ticket_id.encode()).hexdigest()[:23].upper()
 
 
-class TradeTicketForm(forms.Form):
+def _positive(value: Decimal | None, what: str) -> Decimal | None:
+    if value is not None and value <= 0:
+        raise forms.ValidationError(f"{what} must be greater than 0.")
+    return value
+
+
+def _price_field(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label, required=required, max_digits=24, decimal_places=10, help_text=help_text
+    )
+
+
+def _volume_field(help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(max_digits=20, decimal_places=8, help_text=help_text)
+
+
+def _ticket_field() -> forms.RegexField:
+    return forms.RegexField(label="Ticket", regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+
+class _Checked(forms.Form):
+    """Volume, price, stop loss and take profit must be positive when given."""
+
+    def clean_volume(self) -> Decimal | None:
+        return _positive(self.cleaned_data["volume"], "Volume")
+
+    def clean_price(self) -> Decimal | None:
+        return _positive(self.cleaned_data["price"], "Price")
+
+    def clean_sl(self) -> Decimal | None:
+        return _positive(self.cleaned_data["sl"], "Stop loss")
+
+    def clean_tp(self) -> Decimal | None:
+        return _positive(self.cleaned_data["tp"], "Take profit")
+
+
+def rejection_field(message: str, form: forms.Form) -> str | None:
+    """The field a venue's refusal is about, judged by its message; None for the form."""
+    for words, field in (
+        ("stop loss", "sl"),
+        ("take profit", "tp"),
+        ("price", "price"),
+        ("lots", "volume"),
+        ("volume", "volume"),
+        ("instrument", "symbol"),
+        ("pending order is", "order_type"),
+    ):
+        if words in message and field in form.fields:
+            return field
+    return None
+
+
+ORDER_TYPES = [(t.value, t.name.title()) for t in OrderType]
+
+
+class TradeTicketForm(_Checked):
     symbol = forms.CharField(max_length=32, widget=forms.TextInput(attrs={"list": "symbols"}))
     side = forms.ChoiceField(choices=[(s.value, s.name.title()) for s in Side])
-    volume = forms.DecimalField(max_digits=20, decimal_places=8, help_text="Lots")
-    price = forms.DecimalField(
-        max_digits=24, decimal_places=10, help_text="Paper fills at this price"
+    volume = _volume_field(help_text="Lots")
+    order_type = forms.ChoiceField(
+        label="Order type",
+        choices=ORDER_TYPES,
+        initial=OrderType.MARKET.value,
+        required=False,
+        help_text="Limit and stop orders wait under Pending orders.",
     )
-    ticket_id = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+    price = _price_field(
+        "Price", help_text="A market order fills at this price; a pending order waits at it."
+    )
+    sl = _price_field("Stop loss", required=False, help_text="Optional")
+    tp = _price_field("Take profit", required=False, help_text="Optional")
+    ticket_id = _ticket_field()
 
     def clean_symbol(self) -> str:
         symbol = self.cleaned_data["symbol"].strip().upper()
@@ -89,25 +155,137 @@ class TradeTicketForm(forms.Form):
             raise forms.ValidationError(f"Unknown symbol “{symbol}”. Paper trades {known}.")
         return symbol
 
-    def clean_volume(self) -> Decimal:
-        volume: Decimal = self.cleaned_data["volume"]
-        if volume <= 0:
-            raise forms.ValidationError("Volume must be greater than 0.")
-        return volume
-
-    def clean_price(self) -> Decimal:
-        price: Decimal = self.cleaned_data["price"]
-        if price <= 0:
-            raise forms.ValidationError("Price must be greater than 0.")
-        return price
+    def clean_order_type(self) -> str:
+        # A ticket without an order type (an older page, a script) is a market order.
+        return self.cleaned_data["order_type"] or OrderType.MARKET.value
 
 
-class ClosePositionForm(forms.Form):
-    price = forms.DecimalField(max_digits=24, decimal_places=10)
-    ticket_id = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+class ClosePositionForm(_Checked):
+    price = _price_field("Price")
+    ticket_id = _ticket_field()
 
-    def clean_price(self) -> Decimal:
-        price: Decimal = self.cleaned_data["price"]
-        if price <= 0:
-            raise forms.ValidationError("Price must be greater than 0.")
-        return price
+
+class PartialCloseForm(_Checked):
+    volume = _volume_field()
+    price = _price_field("Price")
+    ticket_id = _ticket_field()
+
+
+class StopsForm(_Checked):
+    """New stop loss and take profit; a blank one removes it."""
+
+    sl = _price_field("Stop loss", required=False)
+    tp = _price_field("Take profit", required=False)
+    ticket_id = _ticket_field()
+
+
+class ModifyOrderForm(_Checked):
+    price = _price_field("Price")
+    sl = _price_field("Stop loss", required=False)
+    tp = _price_field("Take profit", required=False)
+    ticket_id = _ticket_field()
+
+
+class FillOrderForm(_Checked):
+    price = _price_field("Price")
+    ticket_id = _ticket_field()
+
+
+class CancelOrderForm(forms.Form):
+    ticket_id = _ticket_field()
+
+
+def _num(value: Decimal | None) -> str:
+    return "" if value is None else fmt(value)
+
+
+def _half(position: PaperPosition) -> str:
+    """Half the position on the volume step, when both halves can stay open."""
+    instrument = paper_instrument(position.symbol)
+    if instrument is None:
+        return ""
+    step = instrument.volume_step
+    half = (position.volume / 2 / step).to_integral_value(ROUND_DOWN) * step
+    if half < instrument.volume_min or position.volume - half < instrument.volume_min:
+        return ""
+    return fmt(half)
+
+
+Bound = dict[str, forms.Form]
+
+
+def _form(bound: Bound, key: str, cls: type[forms.Form], initial: dict[str, object]) -> forms.Form:
+    """The form the trader just sent with its errors, or a fresh one with a new ticket."""
+    if key in bound:
+        return bound[key]
+    return cls(initial={**initial, "ticket_id": new_ticket_id()}, auto_id=f"{key}-%s")
+
+
+@dataclass
+class PositionRow:
+    position: PaperPosition
+    volume: str
+    open_price: str
+    sl: str
+    tp: str
+    stops: forms.Form
+    reduce: forms.Form
+    close: forms.Form
+
+
+@dataclass
+class OrderRow:
+    order: PaperOrder
+    volume: str
+    price: str
+    sl: str
+    tp: str
+    modify: forms.Form
+    fill: forms.Form
+    cancel: forms.Form
+
+
+def position_row(p: PaperPosition, bound: Bound) -> PositionRow:
+    price = fmt(p.open_price)
+    return PositionRow(
+        position=p,
+        volume=fmt(p.volume),
+        open_price=price,
+        sl=_num(p.sl),
+        tp=_num(p.tp),
+        stops=_form(bound, f"stops-{p.pk}", StopsForm, {"sl": _num(p.sl), "tp": _num(p.tp)}),
+        reduce=_form(
+            bound, f"reduce-{p.pk}", PartialCloseForm, {"volume": _half(p), "price": price}
+        ),
+        close=_form(bound, f"close-{p.pk}", ClosePositionForm, {"price": price}),
+    )
+
+
+def order_row(o: PaperOrder, bound: Bound) -> OrderRow:
+    price, sl, tp = fmt(o.price), _num(o.sl), _num(o.tp)
+    return OrderRow(
+        order=o,
+        volume=fmt(o.volume),
+        price=price,
+        sl=sl,
+        tp=tp,
+        modify=_form(
+            bound, f"modify-{o.pk}", ModifyOrderForm, {"price": price, "sl": sl, "tp": tp}
+        ),
+        fill=_form(bound, f"fill-{o.pk}", FillOrderForm, {"price": price}),
+        cancel=_form(bound, f"cancel-{o.pk}", CancelOrderForm, {}),
+    )
+
+
+@dataclass
+class ClosedRow:
+    position: PaperPosition
+    volume: str
+    open_price: str
+    close_price: str
+
+
+def closed_row(p: PaperPosition) -> ClosedRow:
+    """A closed position; `closed_volume` is annotated: what all its closes took."""
+    closed = getattr(p, "closed_volume", None)
+    return ClosedRow(p, _num(closed), fmt(p.open_price), _num(p.close_price))

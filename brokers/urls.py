@@ -1,8 +1,10 @@
 from django.urls import path
 
-from brokers import views
+from brokers import views, views_trading
 
 app_name = "brokers"
+position = "<int:pk>/positions/<int:position_id>"
+order = "<int:pk>/orders/<int:order_id>"
 urlpatterns = [
     path("", views.account_list, name="list"),
     path("new/", views.account_new, name="new"),
@@ -10,5 +12,10 @@ urlpatterns = [
     path("<int:pk>/trade/", views.account_trade, name="trade"),
     path("<int:pk>/role/", views.account_role, name="role"),
     path("<int:pk>/delete/", views.account_delete, name="delete"),
-    path("<int:pk>/positions/<int:position_id>/close/", views.position_close, name="close"),
+    path(f"{position}/close/", views_trading.position_close, name="close"),
+    path(f"{position}/partial-close/", views_trading.position_partial_close, name="partial_close"),
+    path(f"{position}/stops/", views_trading.position_modify, name="modify_position"),
+    path(f"{order}/modify/", views_trading.order_modify, name="modify_order"),
+    path(f"{order}/cancel/", views_trading.order_cancel, name="cancel_order"),
+    path(f"{order}/fill/", views_trading.order_fill, name="fill_order"),
 ]

@@ -3,23 +3,28 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from brokers.forms import (
-    ClosePositionForm,
+    Bound,
     PaperAccountForm,
     RoleForm,
     TradeTicketForm,
+    closed_row,
     manual_order_id,
     new_ticket_id,
+    order_row,
+    position_row,
+    rejection_field,
 )
 from brokers.instruments import PAPER_INSTRUMENTS
-from brokers.models import BrokerAccount, PaperAccount, Venue
+from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperRequest, Venue
 from brokers.venues import paper
 from brokers.venues.base import OrderRejected, Report
-from copier.core import Side
+from copier.core import OrderType, Side
 from copier.core.plan import fmt
 from copier.notify import notify_user
 from copier.outbox import bump_links_version, publish_pending
@@ -66,8 +71,14 @@ def _detail_context(
     account: BrokerAccount,
     ticket: TradeTicketForm | None = None,
     role_form: RoleForm | None = None,
+    bound: Bound | None = None,
 ) -> dict[str, object]:
-    open_positions = account.paper_positions.filter(closed_at=None)
+    """The account page; `bound` holds a position or order form sent back with errors."""
+    bound = bound or {}
+    closed_volume = Sum(
+        "requests__volume",
+        filter=Q(requests__action__in=[PaperRequest.Action.CLOSE, PaperRequest.Action.REDUCE]),
+    )
     return {
         "account": account,
         "ticket": ticket
@@ -81,8 +92,18 @@ def _detail_context(
             }
         ),
         "role_form": role_form or RoleForm(initial={"role": account.role}, account=account),
-        "open_positions": [(p, new_ticket_id()) for p in open_positions],
-        "closed_positions": account.paper_positions.exclude(closed_at=None)[:20],
+        "open_positions": [
+            position_row(p, bound) for p in account.paper_positions.filter(closed_at=None)
+        ],
+        "pending_orders": [
+            order_row(o, bound) for o in account.paper_orders.filter(status=PaperOrder.Status.OPEN)
+        ],
+        "closed_positions": [
+            closed_row(p)
+            for p in account.paper_positions.exclude(closed_at=None).annotate(
+                closed_volume=closed_volume
+            )[:20]
+        ],
         "symbols": list(PAPER_INSTRUMENTS),
         "leads": account.follower_links.select_related("follower"),
         "follows": account.master_links.select_related("master"),
@@ -95,67 +116,77 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "brokers/account_detail.html", _detail_context(account))
 
 
-def _announce(request: HttpRequest, account: BrokerAccount, report: Report, what: str) -> None:
+def render_detail(
+    request: HttpRequest,
+    account: BrokerAccount,
+    ticket: TradeTicketForm | None = None,
+    role_form: RoleForm | None = None,
+    bound: Bound | None = None,
+) -> HttpResponse:
+    """The account page again, with the form that failed: nothing was changed."""
+    context = _detail_context(account, ticket, role_form, bound)
+    return render(request, "brokers/account_detail.html", context, status=400)
+
+
+def _announce(request: HttpRequest, account: BrokerAccount, report: Report, message: str) -> None:
     if not report.created:
-        messages.info(request, "That ticket was already filled; nothing new was sent.")
+        messages.info(request, "That ticket was already carried out; nothing new was sent.")
         return
-    messages.success(
-        request, f"{what} {fmt(report.volume)} {report.symbol} at {fmt(report.price)}."
-    )
+    messages.success(request, message)
     if account.can_lead:
         publish_pending(account.pk)
     notify_user(account.owner_id, "trade")
 
 
+def stops_text(report: Report) -> str:
+    sl = f"SL {fmt(report.sl)}" if report.sl is not None else "no SL"
+    tp = f"TP {fmt(report.tp)}" if report.tp is not None else "no TP"
+    return f"{sl}, {tp}"
+
+
+def _ticket_message(order_type: OrderType, report: Report) -> str:
+    what = f"{fmt(report.volume)} {report.symbol} at {fmt(report.price)}"
+    stops = f" ({stops_text(report)})" if report.sl is not None or report.tp is not None else ""
+    if order_type is OrderType.MARKET:
+        verb = "Bought" if report.side is Side.BUY else "Sold"
+        return f"{verb} {what}{stops}."
+    number = report.ref.removeprefix("O")
+    return f"Placed {report.side.value} {order_type.value} order #{number}: {what}{stops}."
+
+
 @login_required
 @require_POST
 def account_trade(request: HttpRequest, pk: int) -> HttpResponse:
+    """The trade ticket: a market order opens a position, a limit or stop order waits."""
     account = _own_account(request, pk)
     form = TradeTicketForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        side = Side(data["side"])
-        try:
+    if not form.is_valid():
+        return render_detail(request, account, ticket=form)
+    d = form.cleaned_data
+    side, order_type = Side(d["side"]), OrderType(d["order_type"])
+    coid = manual_order_id(d["ticket_id"])
+    try:
+        if order_type is OrderType.MARKET:
             report = paper.open_position(
-                account.pk,
-                data["symbol"],
-                side,
-                data["volume"],
-                data["price"],
-                manual_order_id(data["ticket_id"]),
+                account.pk, d["symbol"], side, d["volume"], d["price"], coid, d["sl"], d["tp"]
             )
-        except OrderRejected as e:
-            form.add_error("price" if e.message.startswith("price") else "volume", e.message)
         else:
-            _announce(request, account, report, "Bought" if side is Side.BUY else "Sold")
-            return redirect("brokers:detail", pk=account.pk)
-    return render(
-        request, "brokers/account_detail.html", _detail_context(account, ticket=form), status=400
-    )
-
-
-@login_required
-@require_POST
-def position_close(request: HttpRequest, pk: int, position_id: int) -> HttpResponse:
-    account = _own_account(request, pk)
-    position = get_object_or_404(account.paper_positions, pk=position_id)
-    form = ClosePositionForm(request.POST)
-    if form.is_valid():
-        try:
-            report = paper.close_position(
+            report = paper.place_order(
                 account.pk,
-                paper.position_ref(position),
-                form.cleaned_data["price"],
-                manual_order_id(form.cleaned_data["ticket_id"]),
+                d["symbol"],
+                side,
+                order_type,
+                d["volume"],
+                d["price"],
+                coid,
+                d["sl"],
+                d["tp"],
             )
-        except OrderRejected as e:
-            messages.error(request, f"Could not close: {e.message}.")
-            return redirect("brokers:detail", pk=account.pk)
-        _announce(request, account, report, "Closed")
-        return redirect("brokers:detail", pk=account.pk)
-    errors = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
-    messages.error(request, f"Could not close: {errors}")
-    return render(request, "brokers/account_detail.html", _detail_context(account), status=400)
+    except OrderRejected as e:
+        form.add_error(rejection_field(e.message, form), e.message)
+        return render_detail(request, account, ticket=form)
+    _announce(request, account, report, _ticket_message(order_type, report))
+    return redirect("brokers:detail", pk=account.pk)
 
 
 @login_required
@@ -169,12 +200,7 @@ def account_role(request: HttpRequest, pk: int) -> HttpResponse:
         bump_links_version()
         messages.success(request, f"{account.label} is now: {account.get_role_display()}.")
         return redirect("brokers:detail", pk=account.pk)
-    return render(
-        request,
-        "brokers/account_detail.html",
-        _detail_context(account, role_form=form),
-        status=400,
-    )
+    return render_detail(request, account, role_form=form)
 
 
 @login_required

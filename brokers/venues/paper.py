@@ -34,7 +34,7 @@ from copier.core import (
     OrderType,
     Side,
 )
-from copier.core.plan import fmt
+from copier.core.sizing import fmt, plain
 from copier.models import MasterEventRecord
 from tradosphere.db import drop_broken_connection
 
@@ -124,10 +124,10 @@ def _report(request: PaperRequest, created: bool, record: MasterEventRecord | No
         ref=ref,
         symbol=request.symbol,
         side=Side(request.side),
-        volume=Decimal(request.volume).normalize(),
-        price=Decimal(request.price).normalize(),
+        volume=plain(request.volume),
+        price=plain(request.price),
         created=created,
-        remaining=Decimal(request.remaining).normalize(),
+        remaining=plain(request.remaining),
         sl=level.sl if level is not None else None,
         tp=level.tp if level is not None else None,
         event_record_id=record.pk if record else None,
@@ -168,12 +168,12 @@ def _emit(
         master_ref=ref,
         symbol=level.symbol,
         side=Side(level.side),
-        volume=volume.normalize(),
-        price=price.normalize(),
+        volume=plain(volume),
+        price=plain(price),
         ts_event_ms=time.time_ns() // 1_000_000,
         order_type=order_type,
-        sl=level.sl.normalize() if level.sl is not None else None,
-        tp=level.tp.normalize() if level.tp is not None else None,
+        sl=plain(level.sl) if level.sl is not None else None,
+        tp=plain(level.tp) if level.tp is not None else None,
         master_balance=balance,
         master_equity=balance,
         **extra,  # type: ignore[arg-type]

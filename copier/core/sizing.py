@@ -17,6 +17,11 @@ def fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def plain(value: Decimal) -> Decimal:
+    """The same number without trailing zeros or an exponent: 2340, not 2.34E+3."""
+    return Decimal(fmt(value))
+
+
 class Refusal(Exception):
     """A copy that cannot be made, with the reason a trader reads."""
 

@@ -21,25 +21,14 @@ from copier.core import (
     plan,
 )
 from copier.core.events import EventFormatError
+from tests.core_values import XAU, master_event
 
-XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
 # A symbol with a large minimum, to see partial closes run into it.
 BTC = Instrument("BTCUSD", D("0.01"), D("0.10"), D("10"), D("1"), 2)
 
 
 def event(kind: EventKind, **changes: object) -> MasterEvent:
-    base = MasterEvent(
-        source="acct:1",
-        seq=1,
-        kind=kind,
-        master_ref="P7",
-        symbol="XAUUSD",
-        side=Side.BUY,
-        volume=D("1"),
-        price=D("2350.10"),
-        ts_event_ms=1_700_000_000_000,
-    )
-    return dataclasses.replace(base, **changes)
+    return master_event(kind=kind, **changes)
 
 
 def position(**changes: object) -> CopyState:

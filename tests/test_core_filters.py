@@ -23,8 +23,8 @@ from copier.core import (
     TimeWindow,
     plan,
 )
+from tests.core_values import XAU, master_event
 
-XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
 EURUSD_PRO = Instrument("EURUSDpro", D("0.01"), D("0.01"), D("100"), D("100000"), 5)
 LONDON = ZoneInfo("Europe/London")
 WEEKDAYS = frozenset(range(1, 6))
@@ -35,18 +35,7 @@ def ms(year: int, month: int, day: int, hour: int, minute: int = 0, tz: dt.tzinf
 
 
 def event(**changes: object) -> MasterEvent:
-    base = MasterEvent(
-        source="acct:1",
-        seq=1,
-        kind=EventKind.POSITION_OPENED,
-        master_ref="P7",
-        symbol="XAUUSD",
-        side=Side.BUY,
-        volume=D("1"),
-        price=D("2350.10"),
-        ts_event_ms=1_700_000_000_000,
-    )
-    return dataclasses.replace(base, **changes)
+    return master_event(**changes)
 
 
 def held(**changes: object) -> FollowerState:

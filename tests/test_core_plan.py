@@ -18,7 +18,6 @@ from copier.core import (
     EventKind,
     FollowerOrder,
     FollowerState,
-    Instrument,
     MasterEvent,
     OrderAction,
     OrderType,
@@ -29,8 +28,7 @@ from copier.core import (
     plan,
 )
 from copier.core.plan import HAND_CLOSED
-
-XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
+from tests.core_values import XAU, master_event
 
 
 def event(
@@ -40,18 +38,7 @@ def event(
     side: Side = Side.BUY,
     **changes: object,
 ) -> MasterEvent:
-    base = MasterEvent(
-        source="acct:1",
-        seq=seq,
-        kind=kind,
-        master_ref="P7",
-        symbol="XAUUSD",
-        side=side,
-        volume=D(volume),
-        price=D("2350.10"),
-        ts_event_ms=1_700_000_000_000,
-    )
-    return dataclasses.replace(base, **changes)
+    return master_event(kind=kind, volume=D(volume), seq=seq, side=side, **changes)
 
 
 def held(volume: str = "1", **changes: object) -> FollowerState:

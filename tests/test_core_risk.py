@@ -11,7 +11,6 @@ from copier.core import (
     EventKind,
     FollowerOrder,
     FollowerState,
-    Instrument,
     LimitUnit,
     MasterEvent,
     OrderAction,
@@ -26,8 +25,7 @@ from copier.core import (
     plan,
 )
 from copier.core.risk import MODE_AFTER
-
-XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
+from tests.core_values import XAU
 
 DAILY_500 = CopyRules(daily_loss_limit=RiskLimit(D("500")))
 DAILY_5_PERCENT = CopyRules(daily_loss_limit=RiskLimit(D("5"), LimitUnit.PERCENT))

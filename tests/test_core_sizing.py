@@ -7,7 +7,6 @@ import pytest
 
 from copier.core import (
     CopyRules,
-    EventKind,
     FollowerOrder,
     FollowerState,
     Instrument,
@@ -19,6 +18,7 @@ from copier.core import (
     plan,
 )
 from copier.core.sizing import Refusal, fit_volume, fmt, raw_volume
+from tests.core_values import master_event
 
 # Gold: 100 oz a lot, so a 1.00 price move is worth 100 per lot.
 XAU = Instrument(
@@ -41,18 +41,7 @@ USDJPY_NO_TICK = Instrument("USDJPY", D("0.01"), D("0.01"), D("100"), D("100000"
 
 
 def opened(**changes: object) -> MasterEvent:
-    event = MasterEvent(
-        source="acct:1",
-        seq=1,
-        kind=EventKind.POSITION_OPENED,
-        master_ref="P7",
-        symbol="XAUUSD",
-        side=Side.BUY,
-        volume=D("1"),
-        price=D("2350.10"),
-        ts_event_ms=1_700_000_000_000,
-    )
-    return dataclasses.replace(event, **changes)
+    return master_event(**changes)
 
 
 def volume_of(result: FollowerOrder | Skip) -> D:

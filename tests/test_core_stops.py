@@ -11,7 +11,6 @@ from copier.core import (
     EventKind,
     FollowerOrder,
     FollowerState,
-    Instrument,
     MasterEvent,
     OrderAction,
     OrderType,
@@ -20,26 +19,12 @@ from copier.core import (
     plan,
 )
 from copier.core.sizing import stops
-
-XAU = Instrument("XAUUSD", D("0.01"), D("0.01"), D("50"), D("100"), 2)
+from tests.core_values import XAU, master_event
 
 
 def event(**changes: object) -> MasterEvent:
     """A master buy at 2350.10 with its SL 10.00 below and its TP 20.00 above."""
-    base = MasterEvent(
-        source="acct:1",
-        seq=1,
-        kind=EventKind.POSITION_OPENED,
-        master_ref="P7",
-        symbol="XAUUSD",
-        side=Side.BUY,
-        volume=D("1"),
-        price=D("2350.10"),
-        ts_event_ms=1_700_000_000_000,
-        sl=D("2340.10"),
-        tp=D("2370.10"),
-    )
-    return dataclasses.replace(base, **changes)
+    return master_event(**{"sl": D("2340.10"), "tp": D("2370.10"), **changes})
 
 
 def opened(rules: CopyRules, **changes: object) -> FollowerOrder:

@@ -12,6 +12,7 @@ left from before, then handles the events it had not acknowledged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -31,6 +32,8 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from brokers.venues.base import Report, Venue, VenueError
+from brokers.venues.paper import PaperVenue
+from brokers.venues.paper_batch import execute_batch
 from copier import ledger
 from copier.core import (
     FollowerOrder,
@@ -93,6 +96,7 @@ class CopierDaemon:
         tasks = [
             asyncio.create_task(self.every(1.0, self.heartbeat)),
             asyncio.create_task(self.every(2.0, self.sweep_outbox)),
+            asyncio.create_task(self.every(LINKS_MAX_AGE_S, self.reload_links)),
         ]
         try:
             while not self.stopping.is_set():
@@ -231,16 +235,28 @@ class CopierDaemon:
             self.recent.popitem(last=False)
 
     async def refresh_links(self, force: bool = False) -> None:
+        """Reload links when the site says they changed (checked before each event)."""
         assert self.redis is not None
         try:
             version = await self.redis.get(LINKS_VERSION_KEY)
         except redis.RedisError:
             version = self.links.version
-        stale = time.monotonic() - self.links.loaded_at > LINKS_MAX_AGE_S
-        if force or version != self.links.version or stale or not self.links.loaded_at:
-            cache = await db(ledger.load_links)()
-            cache.version, cache.loaded_at = version, time.monotonic()
-            self.links = cache
+        if force or version != self.links.version or not self.links.loaded_at:
+            await self.load_links(version)
+
+    async def reload_links(self) -> None:
+        """The periodic reload, off the hot path, in case an announcement was lost."""
+        if time.monotonic() - self.links.loaded_at >= LINKS_MAX_AGE_S:
+            await self.load_links(self.links.version)
+
+    async def load_links(self, version: str | None) -> None:
+        cache = await db(ledger.load_links)()
+        cache.version, cache.loaded_at = version, time.monotonic()
+        self.links = cache
+        # Long-lived objects (links, rules, venues) leave the collector's scans,
+        # which otherwise pause every process-wide collection for tens of ms.
+        gc.collect()
+        gc.freeze()
 
     # -- one event ---------------------------------------------------------------
 
@@ -266,8 +282,55 @@ class CopierDaemon:
         return [self.plan_one(event, li, states[li.id], t_detected, now_ms) for li in links]
 
     def dispatch(self, outcomes: list[Outcome], redelivered: bool) -> list[asyncio.Task[None]]:
-        """Hand every planned order to its venue connector; the sends run concurrently."""
-        return [asyncio.create_task(self.send(o, redelivered)) for o in outcomes]
+        """Hand every planned order to its venue connector; the sends run concurrently.
+
+        Paper orders of one event go to the venue as one batch. A redelivered
+        event goes order by order, because each order asks the venue first.
+        """
+        venues = self.links.venues
+        batch = (
+            []
+            if redelivered
+            else [o for o in outcomes if isinstance(venues.get(o.link.follower_id), PaperVenue)]
+        )
+        if len(batch) < 2:
+            batch = []
+        batched = {id(o) for o in batch}
+        tasks = [
+            asyncio.create_task(self.send(o, redelivered)) for o in outcomes if id(o) not in batched
+        ]
+        if batch:
+            tasks.append(asyncio.create_task(self.send_paper_batch(batch)))
+        return tasks
+
+    async def send_paper_batch(self, outcomes: list[Outcome]) -> None:
+        items = []
+        for o in outcomes:
+            venue = self.links.venues[o.link.follower_id]
+            assert isinstance(venue, PaperVenue) and o.order is not None
+            items.append((venue.account_id, o.order, o.coid))
+        t_sent = time.monotonic_ns()
+        for o in outcomes:
+            o.t_sent_ns = t_sent
+        try:
+            results = await sync_to_async(execute_batch, thread_sensitive=False)(items)
+        except Exception:
+            # Nothing is known about this batch: ask the venue order by order.
+            log.exception("Paper batch failed; sending its orders one by one")
+            await asyncio.gather(*(self.send(o, redelivered=True) for o in outcomes))
+            return
+        t_acked = time.monotonic_ns()
+        retry = []
+        for o, result in zip(outcomes, results, strict=True):
+            o.t_acked_ns = t_acked
+            if isinstance(result, Report):
+                o.report = result
+            elif result.permanent:
+                o.status, o.reason = "failed", result.message
+            else:
+                retry.append(o)
+        if retry:
+            await asyncio.gather(*(self.send(o, redelivered=True) for o in retry))
 
     def plan_one(
         self,
@@ -415,10 +478,6 @@ class CopierDaemon:
                 )
             await asyncio.gather(*self.dispatch(outcomes, redelivered=True))
             recorded += await db(ledger.record)(outcomes)
-            await db(ledger.close_copies)(
-                trip.link.id,
-                [o.order.link_ref for o in outcomes if o.order and o.status == "filled"],
-            )
         return recorded
 
     async def publish_chained(self, reports: list[Report]) -> None:

@@ -146,14 +146,12 @@ def load_states(links: list[LinkInfo], master_ref: str) -> dict[int, FollowerSta
         .annotate(n=Count("id"))
         .values_list("account_id", "n")
     )
-    modes = dict(
-        CopyLink.objects.filter(pk__in=[li.id for li in links]).values_list("pk", "risk_mode")
-    )
-    reasons = dict(
-        CopyLink.objects.filter(pk__in=[li.id for li in links])
-        .exclude(risk_mode=RiskMode.NORMAL)
-        .values_list("pk", "risk_reason")
-    )
+    risk = {
+        pk: (mode, reason)
+        for pk, mode, reason in CopyLink.objects.filter(pk__in=[li.id for li in links]).values_list(
+            "pk", "risk_mode", "risk_reason"
+        )
+    }
     by_link = {pl.link_id: _copy_state(pl, hand_closed) for pl in copies}
     states = {}
     for li in links:
@@ -163,8 +161,8 @@ def load_states(links: list[LinkInfo], master_ref: str) -> dict[int, FollowerSta
             balance=balance,
             equity=balance,
             open_positions=counts.get(li.follower_id, 0),
-            risk_mode=RiskMode(modes.get(li.id, RiskMode.NORMAL)),
-            risk_reason=reasons.get(li.id, ""),
+            risk_mode=RiskMode(risk.get(li.id, (RiskMode.NORMAL, ""))[0]),
+            risk_reason=risk.get(li.id, (RiskMode.NORMAL, ""))[1],
         )
     return states
 
@@ -226,28 +224,33 @@ def _execution(o: Outcome) -> Execution:
     )
 
 
-def _apply_to_ledger(o: Outcome) -> None:
+_ENDS = (OrderAction.CLOSE, OrderAction.CANCEL_PENDING)
+
+
+def _new_copy(o: Outcome) -> PositionLink:
     order, report = o.order, o.report
     assert order is not None and report is not None
-    link_id, now = o.link.id, timezone.now()
-    copies = PositionLink.objects.filter(link_id=link_id, master_ref=o.event.master_ref)
+    return PositionLink(
+        link_id=o.link.id,
+        master_ref=order.link_ref or o.event.master_ref,
+        follower_ref=report.ref,
+        symbol=report.symbol,
+        side=report.side.value,
+        volume=report.volume,
+        price=report.price,
+        sl=report.sl,
+        tp=report.tp,
+        is_order=order.action is OrderAction.PLACE_PENDING,
+        order_type=order.order_type.value,
+    )
+
+
+def _apply_to_ledger(o: Outcome) -> None:
+    """Reductions, modifications and fills of pending copies, one copy at a time."""
+    order, report = o.order, o.report
+    assert order is not None and report is not None
+    copies = PositionLink.objects.filter(link_id=o.link.id, master_ref=o.event.master_ref)
     match order.action:
-        case OrderAction.OPEN | OrderAction.PLACE_PENDING:
-            PositionLink.objects.get_or_create(
-                link_id=link_id,
-                master_ref=order.link_ref or o.event.master_ref,
-                defaults={
-                    "follower_ref": report.ref,
-                    "symbol": report.symbol,
-                    "side": report.side.value,
-                    "volume": report.volume,
-                    "price": report.price,
-                    "sl": report.sl,
-                    "tp": report.tp,
-                    "is_order": order.action is OrderAction.PLACE_PENDING,
-                    "order_type": order.order_type.value,
-                },
-            )
         case OrderAction.FILL_PENDING:
             # The copy now follows the master's new position, not its order.
             copies.update(
@@ -263,8 +266,6 @@ def _apply_to_ledger(o: Outcome) -> None:
             copies.update(sl=report.sl, tp=report.tp)
         case OrderAction.MODIFY_PENDING:
             copies.update(sl=report.sl, tp=report.tp, price=report.price)
-        case OrderAction.CLOSE | OrderAction.CANCEL_PENDING:
-            copies.filter(closed_at=None).update(closed_at=now)
 
 
 @drop_broken_connection
@@ -279,10 +280,26 @@ def record(outcomes: list[Outcome]) -> list[Execution]:
         )
         new = [r for r in rows if r.client_order_id not in existing]
         Execution.objects.bulk_create(new, ignore_conflicts=True)
-        for o in outcomes:
-            if o.status == Execution.Status.FILLED and o.report and o.order:
+        filled = [
+            o for o in outcomes if o.status == Execution.Status.FILLED and o.report and o.order
+        ]
+        # The common fan-out cases, in one statement each: new copies, closed copies.
+        opened = [o for o in filled if o.order and o.order.action.opens]
+        PositionLink.objects.bulk_create([_new_copy(o) for o in opened], ignore_conflicts=True)
+        ended: dict[str, list[int]] = {}
+        for o in filled:
+            if o.order and o.order.action in _ENDS:
+                ref = o.order.link_ref or o.event.master_ref
+                ended.setdefault(ref, []).append(o.link.id)
+        for master_ref, link_ids in ended.items():
+            PositionLink.objects.filter(
+                link_id__in=link_ids, master_ref=master_ref, closed_at=None
+            ).update(closed_at=timezone.now())
+        for o in filled:
+            if o.order and not o.order.action.opens and o.order.action not in _ENDS:
                 _apply_to_ledger(o)
-            elif o.status == Execution.Status.FAILED and o.coid not in existing:
+        for o in outcomes:
+            if o.status == Execution.Status.FAILED and o.coid not in existing:
                 Alert.objects.create(
                     owner_id=o.link.owner_id,
                     link_id=o.link.id,
@@ -378,13 +395,6 @@ def check_risk_stops(links: list[LinkInfo]) -> list[Tripped]:
                 )
         tripped.append(Tripped(li, breach, to_close))
     return tripped
-
-
-@drop_broken_connection
-def close_copies(link_id: int, master_refs: list[str]) -> None:
-    PositionLink.objects.filter(link_id=link_id, master_ref__in=master_refs, closed_at=None).update(
-        closed_at=timezone.now()
-    )
 
 
 @drop_broken_connection

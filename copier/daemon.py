@@ -58,9 +58,9 @@ DEAD_LETTER_STREAM = "copier:dead"
 INTENTS_KEY = "copier:intents"
 LINKS_MAX_AGE_S = 5.0
 TEMPORARY_RETRIES = 3
-# Paper orders are database transactions; more threads let more of one
-# event's follower orders run at once.
-VENUE_THREADS = 32
+# Venue calls block in threads. Paper batches one event's orders, and on two
+# cores 8 threads beat 32 for the rest (docs/performance.md).
+VENUE_THREADS = 8
 
 
 def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:

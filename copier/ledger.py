@@ -42,9 +42,7 @@ log = logging.getLogger("copier")
 class LinkInfo:
     id: int
     owner_id: int
-    master_id: int
     follower_id: int
-    follower_venue: str
     currency: str
     rules: CopyRules
 
@@ -96,9 +94,7 @@ def load_links() -> LinkCache:
             LinkInfo(
                 link.pk,
                 link.owner_id,
-                link.master_id,
                 link.follower_id,
-                link.follower.venue,
                 link.follower.currency,
                 rules,
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from brokers.models import PaperAccount, PaperPosition, PaperRequest
@@ -132,6 +132,30 @@ def _open_all(
         results[i] = paper._report(request, created=True, record=None)
 
 
+def _update_from_values(
+    table: str,
+    key: str,
+    columns: list[str],
+    rows: list[tuple[object, ...]],
+    assignments: str,
+    assignment_params: list[object],
+) -> None:
+    """One UPDATE for many rows, each with its own values.
+
+    Django's bulk_update builds a CASE per column and row, which costs tens of
+    milliseconds for a hundred rows; a VALUES list joined in costs one
+    statement. PostgreSQL and SQLite (3.33+) both take this form.
+    """
+    placeholders = ", ".join("(" + ", ".join(["%s"] * (len(columns) + 1)) + ")" for _ in rows)
+    names = ", ".join(["k", *columns])
+    sql = (
+        f"WITH v({names}) AS (VALUES {placeholders}) "  # noqa: S608 - names are ours, values are parameters
+        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.k"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row] + assignment_params)
+
+
 def _close_all(
     items: list[Item],
     indexes: list[int],
@@ -173,15 +197,31 @@ def _close_all(
         position.realized_pnl += pnl
         pnl_by_account[account_id] += pnl
         closed.append((i, position, volume, price, pnl))
-    PaperPosition.objects.bulk_update(
-        [p for _i, p, *_ in closed], ["volume", "closed_at", "close_price", "realized_pnl"]
-    )
-    changed = []
-    for account_id, pnl in pnl_by_account.items():
-        ledger = ledgers[account_id]
-        ledger.balance += pnl
-        changed.append(ledger)
-    PaperAccount.objects.bulk_update(changed, ["balance"])
+    if closed:
+        ops = connection.ops
+        _update_from_values(
+            PaperPosition._meta.db_table,
+            "id",
+            ["price", "pnl"],
+            [
+                (p.pk, ops.adapt_decimalfield_value(price), ops.adapt_decimalfield_value(pnl))
+                for _i, p, _volume, price, pnl in closed
+            ],
+            "volume = 0, closed_at = %s, close_price = v.price, "
+            "realized_pnl = realized_pnl + v.pnl",
+            [ops.adapt_datetimefield_value(now)],
+        )
+        _update_from_values(
+            PaperAccount._meta.db_table,
+            "account_id",
+            ["pnl"],
+            [
+                (account_id, ops.adapt_decimalfield_value(pnl))
+                for account_id, pnl in pnl_by_account.items()
+            ],
+            "balance = balance + v.pnl",
+            [],
+        )
     requests = [
         (
             i,

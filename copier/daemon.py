@@ -341,32 +341,20 @@ class CopierDaemon:
         now_ms: int,
     ) -> Outcome:
         coid = client_order_id(link.id, event.master_ref, event.seq)
+
+        def failed(reason: str) -> Outcome:
+            return Outcome(link, coid, event, t_detected, time.monotonic_ns(), "failed", reason)
+
         venue = self.links.venues.get(link.follower_id)
         if venue is None:
-            return Outcome(
-                link,
-                coid,
-                event,
-                t_detected,
-                time.monotonic_ns(),
-                "failed",
-                "the follower's venue is not available",
-            )
+            return failed("the follower's venue is not available")
         symbol = link.rules.map_symbol(event.symbol)
         try:
             decision = plan(event, link.rules, state, venue.instrument(symbol), now_ms)
         except Exception as e:
             # One event the planner cannot handle must not block the stream behind it.
             log.exception("planning %s for link %s failed", event.master_ref, link.id)
-            return Outcome(
-                link,
-                coid,
-                event,
-                t_detected,
-                time.monotonic_ns(),
-                "failed",
-                f"internal error while planning ({e.__class__.__name__})",
-            )
+            return failed(f"internal error while planning ({e.__class__.__name__})")
         t_planned = time.monotonic_ns()
         if isinstance(decision, Skip):
             return Outcome(link, coid, event, t_detected, t_planned, "skipped", decision.reason)

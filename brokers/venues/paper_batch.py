@@ -127,6 +127,10 @@ def _open_all(
         )
         for i, p in positions
     ]
+    _write_requests(requests, results)
+
+
+def _write_requests(requests: list[tuple[int, PaperRequest]], results: dict[int, Result]) -> None:
     PaperRequest.objects.bulk_create([r for _i, r in requests])
     for i, request in requests:
         results[i] = paper._report(request, created=True, record=None)
@@ -239,6 +243,4 @@ def _close_all(
         )
         for i, p, volume, price, pnl in closed
     ]
-    PaperRequest.objects.bulk_create([r for _i, r in requests])
-    for i, request in requests:
-        results[i] = paper._report(request, created=True, record=None)
+    _write_requests(requests, results)

@@ -31,7 +31,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from brokers.venues.base import Report, Venue, VenueError
+from brokers.venues.base import DuplicateOrder, Report, Venue, VenueError
 from brokers.venues.paper import PaperVenue
 from brokers.venues.paper_batch import execute_batch
 from copier import ledger
@@ -398,12 +398,26 @@ class CopierDaemon:
                 return
             except VenueError as e:
                 outcome.t_acked_ns = time.monotonic_ns()
+                if isinstance(e, DuplicateOrder) or e.outcome_unknown:
+                    # The order may exist already: never send it again blind.
+                    known = await self.find_quietly(venue, coid)
+                    if known is not None:
+                        outcome.report = known
+                        return
                 # Only temporary errors are retried, and always with the same
                 # client order id, so the venue can refuse a second fill.
                 if e.permanent or attempt == TEMPORARY_RETRIES:
                     outcome.status, outcome.reason = "failed", e.message
                     return
                 await asyncio.sleep(0.05 * 2**attempt)
+
+    @staticmethod
+    async def find_quietly(venue: Venue, coid: str) -> Report | None:
+        try:
+            return await venue.find(coid)
+        except VenueError as e:
+            log.warning("could not look up %s after an unclear answer: %s", coid, e.message)
+            return None
 
     async def finish(self, event: MasterEvent, outcomes: list[Outcome]) -> None:
         assert self.redis is not None

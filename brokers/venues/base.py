@@ -22,9 +22,15 @@ from copier.core import FollowerOrder, Instrument, MasterEvent, OrderAction, Sid
 
 
 class VenueError(Exception):
-    """An error from a venue. `permanent` says whether retrying can help."""
+    """An error from a venue.
+
+    `permanent` says whether retrying can help. `outcome_unknown` says the
+    request may have reached the venue (a timeout, a dropped connection): ask
+    the venue about the client order id before sending anything again.
+    """
 
     permanent = True
+    outcome_unknown = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,8 +41,42 @@ class TemporaryVenueError(VenueError):
     permanent = False
 
 
+class VenueUnavailable(TemporaryVenueError):
+    """The venue did not answer, or answered that it is down or busy."""
+
+    outcome_unknown = True
+
+
+class RateLimited(TemporaryVenueError):
+    """Too many requests; the request was refused, not carried out."""
+
+
+class CredentialsRejected(VenueError):
+    """The venue refused the API key, secret, passphrase or password."""
+
+
+class PermissionRefused(VenueError):
+    """The credentials are valid but lack a permission (trading, this market)."""
+
+
 class OrderRejected(VenueError):
     """The venue refused the order; sending it again gets the same answer."""
+
+
+class OrderDenied(VenueError):
+    """Refused locally before sending, because the venue would reject it."""
+
+
+class InsufficientBalance(OrderRejected):
+    pass
+
+
+class DuplicateOrder(OrderRejected):
+    """The venue already has an order with this client order id: look it up."""
+
+
+class OrderNotFound(VenueError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

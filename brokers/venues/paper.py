@@ -70,23 +70,8 @@ def _slipped(
 
 
 def _check_volume(instrument: Instrument, volume: Decimal) -> None:
-    if volume <= 0:
-        raise OrderRejected(f"volume must be greater than 0, not {fmt(volume)}")
-    if volume < instrument.volume_min:
-        raise OrderRejected(
-            f"{fmt(volume)} lots is under {instrument.symbol}'s minimum of "
-            f"{fmt(instrument.volume_min)}"
-        )
-    if volume > instrument.volume_max:
-        raise OrderRejected(
-            f"{fmt(volume)} lots is over {instrument.symbol}'s maximum of "
-            f"{fmt(instrument.volume_max)}"
-        )
-    if not instrument.is_on_step(volume):
-        raise OrderRejected(
-            f"{fmt(volume)} lots is not a multiple of {instrument.symbol}'s volume step "
-            f"{fmt(instrument.volume_step)}"
-        )
+    if (problem := instrument.volume_problem(volume)) is not None:
+        raise OrderRejected(problem)
 
 
 def _check_price(price: Decimal, what: str = "price") -> None:

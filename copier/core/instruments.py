@@ -48,3 +48,24 @@ class Instrument:
 
     def is_on_step(self, volume: Decimal) -> bool:
         return (volume / self.volume_step) % 1 == 0
+
+    def volume_problem(self, volume: Decimal) -> str | None:
+        """Why a venue would refuse `volume` lots of this symbol, or None."""
+        if volume <= 0:
+            return f"volume must be greater than 0, not {_fmt(volume)}"
+        if volume < self.volume_min:
+            return (
+                f"{_fmt(volume)} lots is under {self.symbol}'s minimum of {_fmt(self.volume_min)}"
+            )
+        if volume > self.volume_max:
+            return f"{_fmt(volume)} lots is over {self.symbol}'s maximum of {_fmt(self.volume_max)}"
+        if not self.is_on_step(volume):
+            return (
+                f"{_fmt(volume)} lots is not a multiple of {self.symbol}'s volume step "
+                f"{_fmt(self.volume_step)}"
+            )
+        return None
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f")

@@ -1,0 +1,1 @@
+"""Crypto exchanges through ccxt: one generic connector, per-exchange capabilities."""

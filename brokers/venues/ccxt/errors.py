@@ -1,0 +1,59 @@
+"""ccxt's exceptions, translated into the project's venue errors.
+
+Most specific first: ccxt's classes form a tree (DuplicateOrderId is an
+InvalidOrder is an ExchangeError), and the first match wins. Call sites do
+`raise translate(e) from e`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ccxt
+
+from brokers.venues.base import (
+    CredentialsRejected,
+    DuplicateOrder,
+    InsufficientBalance,
+    OrderNotFound,
+    OrderRejected,
+    PermissionRefused,
+    RateLimited,
+    TemporaryVenueError,
+    VenueError,
+    VenueUnavailable,
+)
+
+Translation = tuple[type[Exception], Callable[[str], VenueError]]
+
+TRANSLATIONS: tuple[Translation, ...] = (
+    (ccxt.DuplicateOrderId, DuplicateOrder),
+    (ccxt.OrderNotFound, OrderNotFound),
+    (ccxt.InsufficientFunds, InsufficientBalance),
+    (ccxt.PermissionDenied, PermissionRefused),
+    (ccxt.AccountSuspended, PermissionRefused),
+    (ccxt.AuthenticationError, CredentialsRejected),
+    (ccxt.InvalidOrder, OrderRejected),
+    (ccxt.BadSymbol, OrderRejected),
+    (ccxt.MarketClosed, OrderRejected),
+    (ccxt.CancelPending, TemporaryVenueError),
+    (ccxt.RateLimitExceeded, RateLimited),
+    (ccxt.DDoSProtection, RateLimited),
+    # A wrong clock: the exchange refused the request unread, so it can be resent.
+    (ccxt.InvalidNonce, TemporaryVenueError),
+    # Timeouts, maintenance, dropped connections and garbled answers: the
+    # request may have been carried out (VenueUnavailable.outcome_unknown).
+    (ccxt.NetworkError, VenueUnavailable),
+    (ccxt.BadResponse, VenueUnavailable),
+    (ccxt.OperationFailed, TemporaryVenueError),
+    (ccxt.BaseError, VenueError),
+)
+
+
+def translate(error: Exception) -> VenueError:
+    """The project's error for a ccxt exception, keeping the exchange's message."""
+    message = str(error) or error.__class__.__name__
+    for ccxt_class, project_error in TRANSLATIONS:
+        if isinstance(error, ccxt_class):
+            return project_error(message)
+    return VenueError(message)

@@ -398,8 +398,9 @@ class CopierDaemon:
                 return
             except VenueError as e:
                 outcome.t_acked_ns = time.monotonic_ns()
-                if isinstance(e, DuplicateOrder) or e.outcome_unknown:
+                if isinstance(e, DuplicateOrder) or not e.permanent:
                     # The order may exist already: never send it again blind.
+                    # (Binance, for one, takes a filled order's client id again.)
                     known = await self.find_quietly(venue, coid)
                     if known is not None:
                         outcome.report = known

@@ -32,7 +32,7 @@ EXPECTED = [
     (ccxt.NetworkError, base.VenueUnavailable, False, True),
     (ccxt.BadResponse, base.VenueUnavailable, False, True),
     (ccxt.NullResponse, base.VenueUnavailable, False, True),
-    (ccxt.OperationFailed, base.TemporaryVenueError, False, False),
+    (ccxt.OperationFailed, base.VenueUnavailable, False, True),
     (ccxt.NotSupported, base.VenueError, True, False),
     (ccxt.ArgumentsRequired, base.VenueError, True, False),
     (ccxt.BadRequest, base.VenueError, True, False),

@@ -45,7 +45,9 @@ TRANSLATIONS: tuple[Translation, ...] = (
     # request may have been carried out (VenueUnavailable.outcome_unknown).
     (ccxt.NetworkError, VenueUnavailable),
     (ccxt.BadResponse, VenueUnavailable),
-    (ccxt.OperationFailed, TemporaryVenueError),
+    # Binance answers a busy 503 with {"code": -1001}, which ccxt raises as a bare
+    # OperationFailed: the order may or may not have been placed.
+    (ccxt.OperationFailed, VenueUnavailable),
     (ccxt.BaseError, VenueError),
 )
 

@@ -152,8 +152,11 @@ class CopierDaemon:
         await self.refresh_links(force=True)
         intents = await self.redis.hgetall(INTENTS_KEY)
         for coid, raw in intents.items():
-            venue = self.links.venues.get(int(json.loads(raw)["follower_id"]))
-            if venue is not None and (report := await venue.find(coid)) is not None:
+            intent = json.loads(raw)
+            venue = self.links.venues.get(int(intent["follower_id"]))
+            if venue is None:
+                continue
+            if (report := await venue.find(coid, intent.get("symbol"))) is not None:
                 self.reconciled[coid] = report
         if intents:
             log.info(
@@ -368,6 +371,7 @@ class CopierDaemon:
         payload = {
             o.coid: json.dumps(
                 {
+                    "symbol": o.order.symbol if o.order else None,
                     "follower_id": o.link.follower_id,
                     "link_id": o.link.id,
                     "source": event.source,
@@ -385,7 +389,7 @@ class CopierDaemon:
         coid = outcome.coid
         if redelivered:
             # The daemon may have sent this order before it stopped: ask first.
-            known = self.reconciled.get(coid) or await venue.find(coid)
+            known = self.reconciled.get(coid) or await venue.find(coid, order.symbol)
             if known is not None:
                 outcome.report = known
                 outcome.t_sent_ns = outcome.t_acked_ns = time.monotonic_ns()
@@ -401,7 +405,7 @@ class CopierDaemon:
                 if isinstance(e, DuplicateOrder) or not e.permanent:
                     # The order may exist already: never send it again blind.
                     # (Binance, for one, takes a filled order's client id again.)
-                    known = await self.find_quietly(venue, coid)
+                    known = await self.find_quietly(venue, coid, order.symbol)
                     if known is not None:
                         outcome.report = known
                         return
@@ -413,9 +417,9 @@ class CopierDaemon:
                 await asyncio.sleep(0.05 * 2**attempt)
 
     @staticmethod
-    async def find_quietly(venue: Venue, coid: str) -> Report | None:
+    async def find_quietly(venue: Venue, coid: str, symbol: str) -> Report | None:
         try:
-            return await venue.find(coid)
+            return await venue.find(coid, symbol)
         except VenueError as e:
             log.warning("could not look up %s after an unclear answer: %s", coid, e.message)
             return None

@@ -110,7 +110,8 @@ class Venue(abc.ABC):
         """Carry out one planned order; raise VenueError when the venue refuses."""
 
     @abc.abstractmethod
-    async def find(self, client_order_id: str) -> Report | None: ...
+    async def find(self, client_order_id: str, symbol: str | None = None) -> Report | None:
+        """What the venue did for this client order id; some venues need the symbol."""
 
 
 ACTIONS_NEEDING_REF = frozenset(

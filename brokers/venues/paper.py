@@ -536,5 +536,5 @@ class PaperVenue(Venue):
             self.account_id, order, client_order_id
         )
 
-    async def find(self, client_order_id: str) -> Report | None:
+    async def find(self, client_order_id: str, symbol: str | None = None) -> Report | None:
         return await sync_to_async(find, thread_sensitive=False)(self.account_id, client_order_id)

@@ -1,0 +1,177 @@
+"""The generic ccxt connector: one class for every exchange ccxt supports.
+
+Spot copies are amounts of the base currency: closing a copy sells (or buys
+back) the copied amount. Derivative copies close with reduce-only orders.
+Every order carries our client order id in ccxt's unified `clientOrderId`
+param, which ccxt renames to the exchange's own (`newClientOrderId`,
+`orderLinkId`, `clOrdId`).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from brokers.venues.base import OrderDenied, OrderNotFound, Report, Venue, VenueError
+from brokers.venues.ccxt.capabilities import capabilities, checked_client_order_id
+from brokers.venues.ccxt.errors import translate
+from brokers.venues.ccxt.markets import check_order, instrument
+from copier.core import FollowerOrder, Instrument, OrderAction, OrderType, Side
+
+BALANCE_MAX_AGE_S = 2.0
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+class CcxtVenue(Venue):
+    def __init__(
+        self,
+        exchange_id: str,
+        credentials: dict[str, str],
+        market_type: str = "spot",
+        sandbox: bool = False,
+        api_host: str | None = None,
+    ) -> None:
+        if exchange_id not in ccxt.exchanges:
+            raise VenueError(f"ccxt has no exchange called {exchange_id!r}")
+        self.exchange_id = exchange_id
+        self.market_type = market_type
+        self.exchange: Any = getattr(ccxt_async, exchange_id)(
+            {
+                "apiKey": credentials.get("apiKey", ""),
+                "secret": credentials.get("secret", ""),
+                "password": credentials.get("password", ""),
+                "enableRateLimit": True,
+                "options": {
+                    "defaultType": market_type,
+                    "fetchCurrencies": False,
+                    "fetchMarkets": {"types": [market_type]},
+                    "fetchMargins": False,
+                },
+            }
+        )
+        if sandbox:
+            self.exchange.set_sandbox_mode(True)
+        if api_host:
+            # A self-hosted proxy (or a test peer) in front of the exchange:
+            # keep every API path, change scheme, host and port.
+            urls = self.exchange.urls["api"]
+            for name, url in list(urls.items()):
+                if isinstance(url, str):
+                    urls[name] = api_host.rstrip("/") + urlsplit(url).path
+        self._free: dict[str, Decimal] = {}
+        self._free_at = 0.0
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.exchange, method)(*args, **kwargs)
+        except ccxt.BaseError as e:
+            raise translate(e) from e
+
+    async def connect(self) -> None:
+        """Load markets; the first call of every session."""
+        await self.call("load_markets")
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        market = (self.exchange.markets or {}).get(symbol)
+        return None if market is None else instrument(market, self.exchange.precisionMode)
+
+    async def free_balance(self, refresh: bool = False) -> dict[str, Decimal]:
+        if refresh or time.monotonic() - self._free_at > BALANCE_MAX_AGE_S:
+            balance = await self.call("fetch_balance")
+            self._free = {
+                c: Decimal(str(v)) for c, v in (balance.get("free") or {}).items() if v is not None
+            }
+            self._free_at = time.monotonic()
+        return self._free
+
+    async def execute(self, order: FollowerOrder, client_order_id: str) -> Report:
+        market = (self.exchange.markets or {}).get(order.symbol)
+        if market is None:
+            raise OrderDenied(f"{order.symbol} is not traded on {self.exchange_id}")
+        coid = checked_client_order_id(self.exchange_id, client_order_id)
+        if order.action is OrderAction.CANCEL_PENDING:
+            return await self._cancel(order, coid)
+        if order.action not in (
+            OrderAction.OPEN,
+            OrderAction.CLOSE,
+            OrderAction.REDUCE,
+            OrderAction.PLACE_PENDING,
+        ):
+            raise VenueError(f"{order.action.value} is not supported on exchanges yet")
+        limit = order.action is OrderAction.PLACE_PENDING
+        if limit and order.order_type is not OrderType.LIMIT:
+            raise OrderDenied("only limit orders are copied to exchanges as pending orders")
+        # The planner rounded to this market's step already; check_order refuses
+        # anything else rather than letting ccxt truncate it silently.
+        amount = order.volume
+        check_order(
+            market,
+            self.exchange.precisionMode,
+            order.side,
+            amount,
+            order.reference_price,
+            await self.free_balance(),
+            limit_price=limit,
+        )
+        params: dict[str, Any] = {"clientOrderId": coid}
+        closing = order.action in (OrderAction.CLOSE, OrderAction.REDUCE)
+        if (
+            closing
+            and market.get("contract")
+            and capabilities(self.exchange_id).supports_reduce_only
+        ):
+            params["reduceOnly"] = True
+        placed = await self.call(
+            "create_order",
+            order.symbol,
+            "limit" if limit else "market",
+            order.side.value,
+            float(amount),
+            float(order.reference_price) if limit else None,
+            params,
+        )
+        self._free_at = 0.0
+        return self._report(placed, coid, created=True, fallback=order)
+
+    async def _cancel(self, order: FollowerOrder, coid: str) -> Report:
+        cancelled = await self.call("cancel_order", order.ref, order.symbol)
+        return self._report(cancelled, coid, created=True, fallback=order)
+
+    async def find(self, client_order_id: str, symbol: str | None = None) -> Report | None:
+        if symbol is None:
+            raise VenueError(f"{self.exchange_id} needs the symbol to look an order up")
+        try:
+            found = await self.call("fetch_order", None, symbol, {"clientOrderId": client_order_id})
+        except OrderNotFound:
+            return None
+        return self._report(found, client_order_id, created=False, fallback=None)
+
+    def _report(
+        self, placed: dict[str, Any], coid: str, created: bool, fallback: FollowerOrder | None
+    ) -> Report:
+        filled = _decimal(placed.get("filled"))
+        amount = _decimal(placed.get("amount"))
+        price = _decimal(placed.get("average")) or _decimal(placed.get("price"))
+        side = placed.get("side") or (fallback.side.value if fallback else "buy")
+        return Report(
+            client_order_id=placed.get("clientOrderId") or coid,
+            action=placed.get("status") or "",
+            ref=str(placed.get("id")),
+            symbol=placed.get("symbol") or (fallback.symbol if fallback else ""),
+            side=Side(side),
+            volume=filled if filled else (amount or Decimal(0)),
+            price=price or (fallback.reference_price if fallback else Decimal(0)),
+            created=created,
+            remaining=_decimal(placed.get("remaining")) or Decimal(0),
+        )

@@ -289,3 +289,62 @@ def closed_row(p: PaperPosition) -> ClosedRow:
     """A closed position; `closed_volume` is annotated: what all its closes took."""
     closed = getattr(p, "closed_volume", None)
     return ClosedRow(p, _num(closed), fmt(p.open_price), _num(p.close_price))
+
+
+MARKET_TYPES = [
+    ("spot", "Spot"),
+    ("swap", "USDT-margined perpetuals"),
+    ("inverse", "Coin-margined perpetuals"),
+]
+
+
+def exchange_choices() -> list[tuple[str, str]]:
+    import ccxt
+
+    return [(exchange_id, exchange_id) for exchange_id in sorted(ccxt.exchanges)]
+
+
+class ExchangeLinkForm(forms.Form):
+    label = forms.CharField(max_length=80)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
+    exchange = forms.ChoiceField(
+        choices=exchange_choices,
+        widget=forms.TextInput(attrs={"list": "exchanges"}),
+        help_text="Type to search ccxt's exchanges, e.g. binance, bybit, okx.",
+    )
+    market_type = forms.ChoiceField(choices=MARKET_TYPES, initial="spot")
+    api_key = forms.CharField(max_length=200, strip=True, label="API key")
+    secret = forms.CharField(max_length=500, strip=True, widget=forms.PasswordInput)
+    passphrase = forms.CharField(
+        max_length=200,
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput,
+        help_text="Only for exchanges that give one with the key (OKX, KuCoin, …).",
+    )
+    sandbox = forms.BooleanField(required=False, label="Use the exchange's testnet")
+
+    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.owner = owner
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
+            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
+        return label
+
+    def clean(self) -> dict[str, object]:
+        import ccxt
+
+        from brokers.venues.ccxt.capabilities import capabilities
+
+        data = super().clean() or {}
+        exchange_id = data.get("exchange")
+        if not exchange_id:
+            return data
+        if capabilities(str(exchange_id)).needs_passphrase and not data.get("passphrase"):
+            self.add_error("passphrase", f"{exchange_id} needs the passphrase of the API key.")
+        if data.get("sandbox") and "test" not in getattr(ccxt, str(exchange_id))().urls:
+            self.add_error("sandbox", f"ccxt knows no testnet for {exchange_id}.")
+        return data

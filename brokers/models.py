@@ -32,6 +32,12 @@ class BrokerAccount(models.Model):
     # Encrypted at rest with FIELD_ENCRYPTION_KEY; Paper has none but the
     # column is the same for every venue.
     credentials = encrypt(models.TextField(blank=True, default=""))
+    # Exchanges (ccxt): which exchange and market, testnet or not. The key's
+    # last four characters are kept apart so pages never decrypt credentials.
+    exchange = models.CharField(max_length=32, blank=True, default="")
+    market_type = models.CharField(max_length=16, blank=True, default="")
+    sandbox = models.BooleanField(default=False)
+    credentials_hint = models.CharField(max_length=8, blank=True, default="")
     # The sequence number of this account's last master event.
     event_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -188,3 +194,47 @@ class PaperRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.side} {self.volume} {self.symbol} @ {self.price}"
+
+
+class LinkRequest(models.Model):
+    """An exchange account being validated before it is linked.
+
+    The account itself is created only when validation succeeds, so a failed
+    link leaves nothing half-saved; the credentials are wiped from the request
+    once it is decided.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Checking"
+        SUCCEEDED = "succeeded", "Linked"
+        FAILED = "failed", "Not linked"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="link_requests"
+    )
+    label = models.CharField(max_length=80)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    exchange = models.CharField(max_length=32)
+    market_type = models.CharField(max_length=16)
+    sandbox = models.BooleanField(default=False)
+    credentials = encrypt(models.TextField(blank=True, default=""))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    progress = models.CharField(max_length=200, blank=True, default="")
+    message = models.CharField(max_length=500, blank=True, default="")
+    warnings = models.TextField(blank=True, default="")
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.label}: {self.status}"
+
+    @property
+    def done(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from brokers import views, views_trading
+from brokers import views, views_linking, views_trading
 
 app_name = "brokers"
 position = "<int:pk>/positions/<int:position_id>"
@@ -8,6 +8,9 @@ order = "<int:pk>/orders/<int:order_id>"
 urlpatterns = [
     path("", views.account_list, name="list"),
     path("new/", views.account_new, name="new"),
+    path("link/exchange/", views_linking.exchange_link, name="link_exchange"),
+    path("link/<int:pk>/", views_linking.link_progress, name="link_progress"),
+    path("link/<int:pk>/status/", views_linking.link_status, name="link_status"),
     path("<int:pk>/", views.account_detail, name="detail"),
     path("<int:pk>/trade/", views.account_trade, name="trade"),
     path("<int:pk>/role/", views.account_role, name="role"),

@@ -30,9 +30,11 @@ from copier.notify import notify_user
 from copier.outbox import bump_links_version, publish_pending
 
 
-def _own_account(request: HttpRequest, pk: int) -> BrokerAccount:
-    # Someone else's account is a 404, exactly like one that does not exist.
-    return get_object_or_404(BrokerAccount, pk=pk, owner=request.user)
+def _own_account(request: HttpRequest, pk: int, paper_only: bool = False) -> BrokerAccount:
+    # Someone else's account is a 404, exactly like one that does not exist;
+    # so is the Paper terminal of an account that is not Paper.
+    venue = {"venue": Venue.PAPER} if paper_only else {}
+    return get_object_or_404(BrokerAccount, pk=pk, owner=request.user, **venue)
 
 
 @login_required
@@ -113,6 +115,8 @@ def _detail_context(
 @login_required
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
+    if account.venue != Venue.PAPER:
+        return render(request, "brokers/account_exchange.html", {"account": account})
     return render(request, "brokers/account_detail.html", _detail_context(account))
 
 
@@ -158,7 +162,7 @@ def _ticket_message(order_type: OrderType, report: Report) -> str:
 @require_POST
 def account_trade(request: HttpRequest, pk: int) -> HttpResponse:
     """The trade ticket: a market order opens a position, a limit or stop order waits."""
-    account = _own_account(request, pk)
+    account = _own_account(request, pk, paper_only=True)
     form = TradeTicketForm(request.POST)
     if not form.is_valid():
         return render_detail(request, account, ticket=form)

@@ -64,7 +64,7 @@ def _act(
 
 
 def _position(request: HttpRequest, pk: int, position_id: int) -> tuple[BrokerAccount, str]:
-    account = _own_account(request, pk)
+    account = _own_account(request, pk, paper_only=True)
     position: PaperPosition = get_object_or_404(account.paper_positions, pk=position_id)
     return account, paper.position_ref(position)
 

@@ -5,6 +5,7 @@ development. `make run` keeps generated development values in `var/dev.env`;
 production sets the variables itself and has no such file.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -208,6 +209,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# Exchanges: an optional base URL per ccxt exchange id (a proxy in front of
+# the exchange, or a local peer in tests), as JSON: {"binance": "http://..."}.
+try:
+    CCXT_API_HOSTS: dict[str, str] = json.loads(os.environ.get("CCXT_API_HOSTS", "{}"))
+except json.JSONDecodeError as e:
+    raise ImproperlyConfigured(f"CCXT_API_HOSTS must be a JSON object: {e}") from None
 
 # Copier tuning.
 COPIER_STREAM = os.environ.get("COPIER_STREAM", "copier:events")

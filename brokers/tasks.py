@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from brokers.linking import validate_link_request
+
+
+@shared_task(name="brokers.validate_link_request", ignore_result=True)
+def validate_link(request_id: int) -> None:
+    validate_link_request(request_id)

@@ -113,6 +113,8 @@ class CopierDaemon:
         finally:
             for t in tasks:
                 t.cancel()
+            for venue in self.links.venues.values():
+                await venue.close()
             await self.redis.aclose()
             log.info("copier %s stopped", self.consumer)
 
@@ -247,15 +249,34 @@ class CopierDaemon:
         if force or version != self.links.version or not self.links.loaded_at:
             await self.load_links(version)
 
+    @staticmethod
+    async def connect_venue(cache: LinkCache, follower_id: int, venue: Venue) -> None:
+        """Open a new connector; one that cannot connect serves no copies until the next load."""
+        try:
+            await venue.connect()
+        except VenueError as e:
+            log.warning("follower %s: cannot connect to its venue: %s", follower_id, e.message)
+            await venue.close()
+            del cache.venues[follower_id]
+            cache.venue_keys.pop(follower_id, None)
+
     async def reload_links(self) -> None:
         """The periodic reload, off the hot path, in case an announcement was lost."""
         if time.monotonic() - self.links.loaded_at >= LINKS_MAX_AGE_S:
             await self.load_links(self.links.version)
 
     async def load_links(self, version: str | None) -> None:
-        cache = await db(ledger.load_links)()
+        old = self.links
+        cache = await db(ledger.load_links)(old)
         cache.version, cache.loaded_at = version, time.monotonic()
+        kept = {id(v) for v in cache.venues.values()}
+        for follower_id, venue in list(cache.venues.items()):
+            if id(venue) not in {id(v) for v in old.venues.values()}:
+                await self.connect_venue(cache, follower_id, venue)
         self.links = cache
+        for venue in old.venues.values():
+            if id(venue) not in kept:
+                await venue.close()
         # Long-lived objects (links, rules, venues) leave the collector's scans,
         # which otherwise pause every process-wide collection for tens of ms.
         gc.collect()

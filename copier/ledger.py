@@ -7,10 +7,13 @@ thread; none of them sits between "planned" and "sent".
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -18,6 +21,7 @@ from django.utils import timezone
 from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperPosition, PaperRequest
 from brokers.models import Venue as VenueKind
 from brokers.venues.base import Report, Venue, VenueError
+from brokers.venues.ccxt.venue import CcxtVenue
 from brokers.venues.paper import PaperVenue
 from copier.core import (
     CopyRules,
@@ -70,18 +74,35 @@ class Outcome:
 class LinkCache:
     by_master: dict[int, list[LinkInfo]] = field(default_factory=dict)
     venues: dict[int, Venue] = field(default_factory=dict)
+    venue_keys: dict[int, str] = field(default_factory=dict)
     version: str | None = None
     loaded_at: float = 0.0
+
+
+def venue_key(account: BrokerAccount) -> str:
+    """What a connector depends on: a change means a new connector."""
+    secret = hashlib.sha256(account.credentials.encode()).hexdigest()[:16]
+    return f"{account.venue}:{account.exchange}:{account.market_type}:{account.sandbox}:{secret}"
 
 
 def venue_for(account: BrokerAccount) -> Venue:
     if account.venue == VenueKind.PAPER:
         return PaperVenue(account.pk)
+    if account.venue == VenueKind.CCXT:
+        return CcxtVenue(
+            account.exchange,
+            json.loads(account.credentials or "{}"),
+            account.market_type,
+            account.sandbox,
+            api_host=settings.CCXT_API_HOSTS.get(account.exchange),
+        )
     raise VenueError(f"{account.get_venue_display()} accounts cannot follow yet")
 
 
 @drop_broken_connection
-def load_links() -> LinkCache:
+def load_links(previous: LinkCache | None = None) -> LinkCache:
+    """Active links by master, with a connector per follower (kept from `previous`
+    while the follower's venue settings and credentials are unchanged)."""
     cache = LinkCache()
     links = CopyLink.objects.filter(is_active=True).select_related("follower")
     for link in links:
@@ -99,11 +120,19 @@ def load_links() -> LinkCache:
                 rules,
             )
         )
-        if link.follower_id not in cache.venues:
+        follower = link.follower
+        if follower.pk in cache.venues:
+            continue
+        key = venue_key(follower)
+        if previous is not None and previous.venue_keys.get(follower.pk) == key:
+            cache.venues[follower.pk] = previous.venues[follower.pk]
+        else:
             try:
-                cache.venues[link.follower_id] = venue_for(link.follower)
+                cache.venues[follower.pk] = venue_for(follower)
             except VenueError as e:
                 log.warning("link %s: %s", link.pk, e.message)
+                continue
+        cache.venue_keys[follower.pk] = key
     return cache
 
 

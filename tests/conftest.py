@@ -131,8 +131,8 @@ def start_process(process_env, tmp_path):  # type: ignore[no-untyped-def]
 def copier_daemon(start_process, redis_client):  # type: ignore[no-untyped-def]
     """A running `manage.py run_copier`, ready once its heartbeat is in Redis."""
 
-    def start() -> Proc:
-        proc = start_process("copier", [PYTHON, "manage.py", "run_copier"])
+    def start(**extra_env: str) -> Proc:
+        proc = start_process("copier", [PYTHON, "manage.py", "run_copier"], **extra_env)
         wait_for(
             lambda: _alive(proc) and redis_client.get("copier:heartbeat"),
             what=f"the copier heartbeat\n{proc.output()}",

@@ -379,3 +379,20 @@ def test_an_instrument_rounds_volumes_and_prices():
     assert XAU.round_price(D("2350.107")) == D("2350.11")
     assert XAU.is_on_step(D("0.05"))
     assert not XAU.is_on_step(D("0.055"))
+
+
+def test_volumes_are_converted_into_the_followers_units():
+    # A 1-lot gold trade of 100 oz, copied where one lot is one ounce.
+    ounce = Instrument("XAU/USDT:USDT", D("1"), D("1"), D("10000"), D("1"), 2)
+    order = plan(
+        opened(contract_size=D("100")), CopyRules(sizing_value=D("0.5")), FollowerState(), ounce
+    )
+    assert isinstance(order, FollowerOrder) and order.volume == D("50")
+    # The same contract size on both sides changes nothing.
+    same = plan(
+        opened(contract_size=D("1")),
+        CopyRules(),
+        FollowerState(),
+        Instrument("BTC/USDT", D("0.00001"), D("0.00001"), D("9000"), D("1"), 2),
+    )
+    assert isinstance(same, FollowerOrder) and same.volume == D("1")

@@ -102,6 +102,12 @@ class Report:
 
 
 class Venue(abc.ABC):
+    async def connect(self) -> None:  # noqa: B027 - optional: most venues need nothing
+        """Open connections and load instruments; venues that need nothing skip it."""
+
+    async def close(self) -> None:  # noqa: B027 - optional: most venues hold nothing
+        """Release connections."""
+
     @abc.abstractmethod
     def instrument(self, symbol: str) -> Instrument | None: ...
 

@@ -161,6 +161,7 @@ def _emit(
         tp=plain(level.tp) if level.tp is not None else None,
         master_balance=balance,
         master_equity=balance,
+        contract_size=_instrument(level.symbol).contract_size,
         **extra,  # type: ignore[arg-type]
     )
     return MasterEventRecord.objects.create(

@@ -78,6 +78,9 @@ class MasterEvent:
     position_ref: str | None = None
     master_balance: Decimal | None = None
     master_equity: Decimal | None = None
+    # Units in one lot on the master's venue (100 oz for gold, 1 BTC, ...),
+    # so a follower on another venue can size in its own units.
+    contract_size: Decimal | None = None
 
     def to_wire(self) -> dict[str, str]:
         wire = {
@@ -134,4 +137,11 @@ def _finite(text: str, name: str) -> Decimal:
     return value
 
 
-_OPTIONAL_DECIMALS = ("sl", "tp", "remaining_volume", "master_balance", "master_equity")
+_OPTIONAL_DECIMALS = (
+    "sl",
+    "tp",
+    "remaining_volume",
+    "master_balance",
+    "master_equity",
+    "contract_size",
+)

@@ -67,19 +67,24 @@ def raw_volume(
     value = rules.sizing_value
     if value <= 0:
         raise Refusal(f"the sizing value {fmt(value)} is not greater than 0")
+    # The master's volume in the follower's units: a 1-lot gold trade of
+    # 100 oz is 100 lots where a lot is 1 oz.
+    volume = event.volume
+    if event.contract_size and event.contract_size != instrument.contract_size:
+        volume = volume * event.contract_size / instrument.contract_size
     match rules.sizing:
         case Sizing.FIXED:
             return value
         case Sizing.MULTIPLIER:
-            return event.volume * value
+            return volume * value
         case Sizing.BALANCE_RATIO:
             if not balance or not event.master_balance:
                 raise Refusal("balance ratio sizing needs the master's and the follower's balance")
-            return event.volume * balance / event.master_balance * value
+            return volume * balance / event.master_balance * value
         case Sizing.EQUITY_RATIO:
             if not equity or not event.master_equity:
                 raise Refusal("equity ratio sizing needs the master's and the follower's equity")
-            return event.volume * equity / event.master_equity * value
+            return volume * equity / event.master_equity * value
         case Sizing.RISK_PERCENT:
             if sl is None:
                 raise Refusal("risk sizing needs a stop loss")

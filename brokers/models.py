@@ -238,3 +238,27 @@ class LinkRequest(models.Model):
     @property
     def done(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class ExchangeMarkets(models.Model):
+    """An exchange's markets as ccxt loaded them, shared by every account on it.
+
+    Celery beat refreshes them; a connector starts from this copy instead of
+    asking the exchange again, so a copier restart costs no market download.
+    """
+
+    exchange = models.CharField(max_length=32)
+    market_type = models.CharField(max_length=16)
+    sandbox = models.BooleanField(default=False)
+    markets = models.JSONField()
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange", "market_type", "sandbox"], name="one_market_cache_per_venue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.market_type}{' testnet' if self.sandbox else ''}"

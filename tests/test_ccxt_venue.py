@@ -10,6 +10,8 @@ from brokers.venues.ccxt.venue import CcxtVenue
 from copier.core import FollowerOrder, OrderAction, OrderType, Side, client_order_id
 from tests.exchange_peer.binance import BinanceSpotPeer
 
+pytestmark = pytest.mark.django_db(transaction=True)
+
 KEY, SECRET = "venue-key", "venue-secret"
 
 

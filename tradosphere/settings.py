@@ -150,6 +150,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "tradosphere.tasks.heartbeat", "schedule": 2.0},
+    "refresh-exchange-markets": {
+        "task": "brokers.refresh_exchange_markets",
+        "schedule": 6 * 3600.0,
+    },
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+from asgiref.sync import sync_to_async
 
 from brokers.venues.base import OrderDenied, OrderNotFound, Report, Venue, VenueError
 from brokers.venues.ccxt.capabilities import capabilities, checked_client_order_id
@@ -79,8 +80,16 @@ class CcxtVenue(Venue):
             raise translate(e) from e
 
     async def connect(self) -> None:
-        """Load markets; the first call of every session."""
-        await self.call("load_markets")
+        """Markets from the shared cache when it is fresh, else from the exchange."""
+        from brokers.venues.ccxt.market_cache import cached_markets
+
+        markets = await sync_to_async(cached_markets, thread_sensitive=False)(
+            self.exchange_id, self.market_type, bool(self.exchange.isSandboxModeEnabled)
+        )
+        if markets:
+            self.exchange.set_markets(markets)
+        else:
+            await self.call("load_markets")
 
     def instrument(self, symbol: str) -> Instrument | None:
         market = (self.exchange.markets or {}).get(symbol)

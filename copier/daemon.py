@@ -12,6 +12,7 @@ left from before, then handles the events it had not acknowledged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -36,7 +37,6 @@ from brokers.venues.paper import PaperVenue
 from brokers.venues.paper_batch import execute_batch
 from copier import ledger
 from copier.core import (
-    FollowerOrder,
     FollowerState,
     MasterEvent,
     Skip,
@@ -270,8 +270,9 @@ class CopierDaemon:
         cache = await db(ledger.load_links)(old)
         cache.version, cache.loaded_at = version, time.monotonic()
         kept = {id(v) for v in cache.venues.values()}
+        known = {id(v) for v in old.venues.values()}
         for follower_id, venue in list(cache.venues.items()):
-            if id(venue) not in {id(v) for v in old.venues.values()}:
+            if id(venue) not in known:
                 await self.connect_venue(cache, follower_id, venue)
         self.links = cache
         for venue in old.venues.values():
@@ -480,15 +481,7 @@ class CopierDaemon:
                     if order.symbol == trip.link.rules.map_symbol(event.symbol)
                     else await db(ledger.last_price)(trip.link.follower_id, order.symbol)
                 )
-                order = FollowerOrder(
-                    order.action,
-                    order.symbol,
-                    order.side,
-                    order.volume,
-                    price or order.reference_price,
-                    ref=order.ref,
-                    link_ref=order.link_ref,
-                )
+                order = dataclasses.replace(order, reference_price=price or order.reference_price)
                 now = time.monotonic_ns()
                 coid = client_order_id(trip.link.id, f"risk:{order.link_ref}", 0)
                 outcomes.append(

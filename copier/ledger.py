@@ -181,13 +181,14 @@ def load_states(links: list[LinkInfo], master_ref: str) -> dict[int, FollowerSta
     states = {}
     for li in links:
         balance = balances.get(li.follower_id)
+        mode, reason = risk.get(li.id, (RiskMode.NORMAL, ""))
         states[li.id] = FollowerState(
             copy=by_link.get(li.id),
             balance=balance,
             equity=balance,
             open_positions=counts.get(li.follower_id, 0),
-            risk_mode=RiskMode(risk.get(li.id, (RiskMode.NORMAL, ""))[0]),
-            risk_reason=risk.get(li.id, (RiskMode.NORMAL, ""))[1],
+            risk_mode=RiskMode(mode),
+            risk_reason=reason,
         )
     return states
 

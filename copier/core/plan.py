@@ -6,6 +6,7 @@ can read, because the site shows it beside the execution.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -137,15 +138,7 @@ def plan(
     if kind is EventKind.POSITION_CLOSED:
         return _close(event, copy)
     if kind is EventKind.ORDER_CANCELLED:
-        return FollowerOrder(
-            OrderAction.CANCEL_PENDING,
-            copy.symbol,
-            copy.side,
-            copy.volume,
-            event.price,
-            order_type=copy.order_type,
-            ref=copy.ref,
-        )
+        return _cancel(event, copy)
     if kind is EventKind.POSITION_PARTIALLY_CLOSED:
         return _reduce(event, copy, instrument)
     if follower.risk_mode is RiskMode.CLOSE_ONLY:
@@ -178,7 +171,7 @@ def _plan_fill(
         # The pending order was not copied: copy its fill as a market order.
         opened = _plan_open(event, rules, follower, instrument, now_ms, pending=False)
         if isinstance(opened, FollowerOrder):
-            return _replace_link_ref(opened, event.position_ref)
+            return dataclasses.replace(opened, link_ref=event.position_ref)
         return opened
     if copy.closed:
         return Skip("this master position was already copied and closed")
@@ -187,16 +180,7 @@ def _plan_fill(
     stopped = _stopped_opening(rules, follower)
     if stopped is not None:
         # The fill would open a position the rules no longer allow: withdraw the copy.
-        return FollowerOrder(
-            OrderAction.CANCEL_PENDING,
-            copy.symbol,
-            copy.side,
-            copy.volume,
-            event.price,
-            order_type=copy.order_type,
-            ref=copy.ref,
-            note=stopped,
-        )
+        return _cancel(event, copy, stopped)
     return FollowerOrder(
         OrderAction.FILL_PENDING,
         copy.symbol,
@@ -217,22 +201,6 @@ def _stopped_opening(rules: CopyRules, follower: FollowerState) -> str | None:
     if follower.risk_mode is not RiskMode.NORMAL:
         return f"new positions are stopped by a risk stop: {follower.risk_reason}"
     return None
-
-
-def _replace_link_ref(order: FollowerOrder, link_ref: str | None) -> FollowerOrder:
-    return FollowerOrder(
-        order.action,
-        order.symbol,
-        order.side,
-        order.volume,
-        order.reference_price,
-        order.order_type,
-        order.sl,
-        order.tp,
-        order.ref,
-        link_ref,
-        order.note,
-    )
 
 
 def _filter_open(
@@ -348,7 +316,7 @@ def _plan_open(
     )
 
 
-def _close(event: MasterEvent, copy: CopyState) -> FollowerOrder:
+def _close(event: MasterEvent, copy: CopyState, note: str = "") -> FollowerOrder:
     return FollowerOrder(
         OrderAction.CLOSE,
         copy.symbol,
@@ -356,6 +324,20 @@ def _close(event: MasterEvent, copy: CopyState) -> FollowerOrder:
         copy.volume,
         event.price,
         ref=copy.ref,
+        note=note,
+    )
+
+
+def _cancel(event: MasterEvent, copy: CopyState, note: str = "") -> FollowerOrder:
+    return FollowerOrder(
+        OrderAction.CANCEL_PENDING,
+        copy.symbol,
+        copy.side,
+        copy.volume,
+        event.price,
+        order_type=copy.order_type,
+        ref=copy.ref,
+        note=note,
     )
 
 
@@ -374,7 +356,6 @@ def _reduce(
     volume = instrument.round_volume(wanted)
     left = copy.volume - volume
     if volume >= copy.volume or left < instrument.volume_min:
-        order = _close(event, copy)
         note = (
             (
                 f"closed in full: {fmt(left)} lots would stay open, under {copy.symbol}'s "
@@ -383,15 +364,7 @@ def _reduce(
             if volume < copy.volume
             else ""
         )
-        return FollowerOrder(
-            order.action,
-            order.symbol,
-            order.side,
-            order.volume,
-            order.reference_price,
-            ref=order.ref,
-            note=note,
-        )
+        return _close(event, copy, note)
     if volume < instrument.volume_min:
         return Skip(
             f"{fmt(wanted)} lots to close is under {copy.symbol}'s minimum of "

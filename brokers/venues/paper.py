@@ -74,6 +74,14 @@ def _check_volume(instrument: Instrument, volume: Decimal) -> None:
         raise OrderRejected(problem)
 
 
+def realized_pnl(
+    position: PaperPosition, instrument: Instrument, exit_price: Decimal, volume: Decimal
+) -> Decimal:
+    """Profit or loss of closing `volume` lots of `position` at `exit_price`, in cents."""
+    move = (exit_price - position.open_price) * Side(position.side).sign
+    return (move * volume * instrument.contract_size).quantize(Decimal("0.01"))
+
+
 def _check_price(price: Decimal, what: str = "price") -> None:
     if price <= 0:
         raise OrderRejected(f"{what} must be greater than 0, not {fmt(price)}")
@@ -307,9 +315,7 @@ def close_position(
                 )
         side = Side(position.side)
         price = _slipped(instrument, reference_price, side.opposite, ledger.slippage_points)
-        pnl = (
-            (price - position.open_price) * closing * instrument.contract_size * side.sign
-        ).quantize(Decimal("0.01"))
+        pnl = realized_pnl(position, instrument, price, closing)
         position.volume = remaining
         position.realized_pnl += pnl
         if not remaining:

@@ -185,8 +185,10 @@ def _close_all(
         if not position.is_open:
             results[i] = OrderRejected(f"position {order.ref} is already closed")
             continue
-        if order.reference_price <= 0:
-            results[i] = OrderRejected("price must be greater than 0")
+        try:
+            paper._check_price(order.reference_price)
+        except OrderRejected as e:
+            results[i] = e
             continue
         instrument = paper._instrument(position.symbol)
         side = Side(position.side)
@@ -194,9 +196,7 @@ def _close_all(
             instrument, order.reference_price, side.opposite, ledgers[account_id].slippage_points
         )
         volume = position.volume
-        pnl = (
-            (price - position.open_price) * volume * instrument.contract_size * side.sign
-        ).quantize(Decimal("0.01"))
+        pnl = paper.realized_pnl(position, instrument, price, volume)
         position.volume, position.closed_at, position.close_price = Decimal(0), now, price
         position.realized_pnl += pnl
         pnl_by_account[account_id] += pnl

@@ -38,6 +38,18 @@ class BrokerAccount(models.Model):
     market_type = models.CharField(max_length=16, blank=True, default="")
     sandbox = models.BooleanField(default=False)
     credentials_hint = models.CharField(max_length=8, blank=True, default="")
+    # Exchange masters: the symbols whose fills REST resyncs ask for, on
+    # exchanges that list fills only per symbol (Binance). Space-separated.
+    watch_symbols = models.CharField(max_length=400, blank=True, default="")
+    # Derivatives followers: set on the exchange before the first order of a
+    # symbol. Blank leaves the exchange's current setting alone.
+    leverage = models.PositiveSmallIntegerField(null=True, blank=True)
+    margin_mode = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        choices=[("", "Leave as is"), ("cross", "Cross"), ("isolated", "Isolated")],
+    )
     # The sequence number of this account's last master event.
     event_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -262,3 +274,27 @@ class ExchangeMarkets(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exchange} {self.market_type}{' testnet' if self.sandbox else ''}"
+
+
+class MasterWatch(models.Model):
+    """How the copier watches one exchange master, and where it got to.
+
+    `book` is the lot book (`copier.core.lots.Book`): open lots, the fills
+    already seen, and the cursor a resync starts from. It is saved in the same
+    transaction as the events it produced, so a restart neither repeats nor
+    loses a fill.
+    """
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, primary_key=True, related_name="watch"
+    )
+    book = models.JSONField(default=dict)
+    # "websocket", "polling", "reconnecting", "error"
+    status = models.CharField(max_length=16, default="starting")
+    detail = models.CharField(max_length=300, blank=True, default="")
+    fills = models.PositiveBigIntegerField(default=0)
+    last_fill_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"watch of {self.account}: {self.status}"

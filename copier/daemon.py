@@ -48,6 +48,7 @@ from copier.ledger import LinkCache, LinkInfo, Outcome
 from copier.models import Execution
 from copier.notify import user_group
 from copier.outbox import STREAM_MAXLEN
+from copier.watchers import WatcherPool
 from tradosphere.bus import COPIER_HEARTBEAT_KEY, LINKS_VERSION_KEY, async_redis
 
 log = logging.getLogger("copier")
@@ -80,6 +81,7 @@ class CopierDaemon:
         self.needs_recovery = False
         # Fills found while reconciling intents, used instead of asking again.
         self.reconciled: dict[str, Report] = {}
+        self.watchers: WatcherPool | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class CopierDaemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self.redis = async_redis()
+        self.watchers = WatcherPool(self.redis, self.publish_records, db)
         await self.ensure_group()
         log.info("copier %s started (pid %d) on stream %s", self.consumer, os.getpid(), self.stream)
         await self.heartbeat()
@@ -97,7 +100,9 @@ class CopierDaemon:
             asyncio.create_task(self.every(1.0, self.heartbeat)),
             asyncio.create_task(self.every(2.0, self.sweep_outbox)),
             asyncio.create_task(self.every(LINKS_MAX_AGE_S, self.reload_links)),
+            asyncio.create_task(self.every(5.0, self.watchers.renew)),
         ]
+        await self.refresh_links(force=True)
         try:
             while not self.stopping.is_set():
                 try:
@@ -113,6 +118,7 @@ class CopierDaemon:
         finally:
             for t in tasks:
                 t.cancel()
+            await self.watchers.close()
             for venue in self.links.venues.values():
                 await venue.close()
             await self.redis.aclose()
@@ -278,6 +284,8 @@ class CopierDaemon:
         for venue in old.venues.values():
             if id(venue) not in kept:
                 await venue.close()
+        if self.watchers is not None:
+            await self.watchers.sync(cache.exchange_masters)
         # Long-lived objects (links, rules, venues) leave the collector's scans,
         # which otherwise pause every process-wide collection for tens of ms.
         gc.collect()
@@ -502,18 +510,23 @@ class CopierDaemon:
         return recorded
 
     async def publish_chained(self, reports: list[Report]) -> None:
-        assert self.redis is not None
-        published = []
+        records = []
         for report in reports:
             assert report.event is not None and report.event_record_id is not None
+            records.append((report.event_record_id, report.event.to_wire()))
+        await self.publish_records(records)
+
+    async def publish_records(self, records: list[tuple[int, dict[str, str]]]) -> None:
+        """Put outbox events on the stream, in order; the outbox sweep retries the rest."""
+        assert self.redis is not None
+        published = []
+        for record_id, wire in records:
             try:
-                await self.redis.xadd(
-                    self.stream, report.event.to_wire(), maxlen=STREAM_MAXLEN, approximate=True
-                )
+                await self.redis.xadd(self.stream, wire, maxlen=STREAM_MAXLEN, approximate=True)
             except redis.RedisError as e:
-                log.warning("chained event waits in the outbox: %s", e)
+                log.warning("master event waits in the outbox: %s", e)
                 break
-            published.append(report.event_record_id)
+            published.append(record_id)
         if published:
             await db(ledger.mark_published)(published)
 

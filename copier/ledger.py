@@ -75,6 +75,8 @@ class LinkCache:
     by_master: dict[int, list[LinkInfo]] = field(default_factory=dict)
     venues: dict[int, Venue] = field(default_factory=dict)
     venue_keys: dict[int, str] = field(default_factory=dict)
+    # Exchange accounts that lead an active link: the daemon watches their fills.
+    exchange_masters: dict[int, str] = field(default_factory=dict)
     version: str | None = None
     loaded_at: float = 0.0
 
@@ -104,8 +106,12 @@ def load_links(previous: LinkCache | None = None) -> LinkCache:
     """Active links by master, with a connector per follower (kept from `previous`
     while the follower's venue settings and credentials are unchanged)."""
     cache = LinkCache()
-    links = CopyLink.objects.filter(is_active=True).select_related("follower")
+    links = CopyLink.objects.filter(is_active=True).select_related("follower", "master")
     for link in links:
+        if link.master.venue == VenueKind.CCXT:
+            cache.exchange_masters[link.master_id] = venue_key(link.master) + (
+                f":{link.master.watch_symbols}"
+            )
         try:
             rules = link.rules()
         except ValueError as e:  # rules are validated on save; this guards old rows

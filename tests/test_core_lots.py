@@ -126,3 +126,12 @@ def test_old_trade_ids_are_forgotten_behind_the_window() -> None:
         book.apply(fill(str(i + 1), f"O{i}", Side.BUY, "0.01", ts=1_000 + i))
     book.apply(fill("999", "Z", Side.BUY, "0.01", ts=1_000 + 11 * 60 * 1000))
     assert set(book.seen) == {"999"}
+
+
+def test_fills_from_before_watching_are_history() -> None:
+    book = Book(spot=True, start_ms=5_000)
+    assert book.apply(fill("1", "A", Side.BUY, "1", ts=4_999)) == []
+    assert book.apply(fill("2", "B", Side.BUY, "1", ts=5_000))
+    assert book.resync_since() == 5_000
+    book.apply(fill("3", "C", Side.BUY, "1", ts=500_000))
+    assert book.resync_since() == 500_000 - 2 * 60 * 1000

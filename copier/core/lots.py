@@ -36,6 +36,9 @@ ZERO = Decimal(0)
 # Trade ids are remembered this long behind the newest fill: a resync asks the
 # exchange for fills since the cursor minus this overlap.
 SEEN_WINDOW_MS = 10 * 60 * 1000
+# A resync asks for fills from this long before the newest one it has: fills
+# can be reported late, and the seen set makes the overlap free.
+RESYNC_OVERLAP_MS = 2 * 60 * 1000
 
 
 class PositionSide:
@@ -94,6 +97,7 @@ class Book:
     baseline: dict[str, Decimal] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # trade id -> ts
     cursor_ms: int = 0  # newest fill applied
+    start_ms: int = 0  # fills before watching started are history, not copied
     order_fills: dict[str, int] = field(default_factory=dict)  # order id -> lots opened
 
     # -- state as a value ---------------------------------------------------------
@@ -105,6 +109,7 @@ class Book:
             "baseline": {k: str(v) for k, v in self.baseline.items() if v},
             "seen": dict(self.seen),
             "cursor_ms": self.cursor_ms,
+            "start_ms": self.start_ms,
             "order_fills": dict(self.order_fills),
         }
 
@@ -119,6 +124,7 @@ class Book:
             baseline={k: Decimal(v) for k, v in (data.get("baseline") or {}).items()},
             seen={str(k): int(v) for k, v in (data.get("seen") or {}).items()},
             cursor_ms=int(data.get("cursor_ms") or 0),
+            start_ms=int(data.get("start_ms") or 0),
             order_fills={str(k): int(v) for k, v in (data.get("order_fills") or {}).items()},
         )
 
@@ -150,6 +156,10 @@ class Book:
     def set_baseline(self, symbol: str, signed_volume: Decimal, position_side: str) -> None:
         self.baseline[self.key(symbol, position_side)] = signed_volume
 
+    def resync_since(self) -> int:
+        """Where a REST resync starts: an overlap behind the newest fill, never before start."""
+        return max(self.start_ms, self.cursor_ms - RESYNC_OVERLAP_MS)
+
     def apply_all(self, fills: Iterable[Fill]) -> list[LotEvent]:
         """Apply new fills in time order; fills seen before are skipped."""
         events: list[LotEvent] = []
@@ -158,7 +168,7 @@ class Book:
         return events
 
     def apply(self, fill: Fill) -> list[LotEvent]:
-        if fill.trade_id in self.seen or fill.amount <= 0:
+        if fill.trade_id in self.seen or fill.amount <= 0 or fill.ts_ms < self.start_ms:
             return []
         self.seen[fill.trade_id] = fill.ts_ms
         self.cursor_ms = max(self.cursor_ms, fill.ts_ms)

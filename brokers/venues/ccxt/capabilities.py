@@ -22,6 +22,8 @@ class Capabilities:
     # Reports API-key permissions (trading, withdrawals) through an endpoint.
     reports_permissions: bool = False
     supports_reduce_only: bool = True
+    # `fetch_my_trades` needs a symbol, so a REST resync asks symbol by symbol.
+    my_trades_need_symbol: bool = False
 
 
 DEFAULT = Capabilities()
@@ -29,10 +31,18 @@ DEFAULT = Capabilities()
 CAPABILITIES: dict[str, Capabilities] = {
     # newClientOrderId: ^[\.A-Z\:/a-z0-9_-]{1,36}$
     "binance": Capabilities(
-        36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True, supports_reduce_only=False
+        36,
+        r"^[.A-Z:/a-z0-9_-]{1,36}$",
+        reports_permissions=True,
+        supports_reduce_only=False,
+        my_trades_need_symbol=True,
     ),
-    "binanceusdm": Capabilities(36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True),
-    "binancecoinm": Capabilities(36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True),
+    "binanceusdm": Capabilities(
+        36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True, my_trades_need_symbol=True
+    ),
+    "binancecoinm": Capabilities(
+        36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True, my_trades_need_symbol=True
+    ),
     # orderLinkId: up to 36 characters, letters, digits, - and _.
     "bybit": Capabilities(36, r"^[A-Za-z0-9_-]{1,36}$"),
     # clOrdId: 1 to 32 letters and digits.

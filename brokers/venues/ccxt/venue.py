@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 from asgiref.sync import sync_to_async
 
 from brokers.venues.base import OrderDenied, OrderNotFound, Report, Venue, VenueError
@@ -31,6 +32,21 @@ def _decimal(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+def _rehost(urls: dict[str, Any], api_host: str) -> None:
+    """Point every API URL at a self-hosted proxy (or a test peer) in front of
+    the exchange: keep each path, change scheme, host and port; websocket
+    URLs get the matching ws:// or wss:// scheme."""
+    base = urlsplit(api_host)
+    ws_scheme = "wss" if base.scheme == "https" else "ws"
+    for name, url in list(urls.items()):
+        if isinstance(url, dict):
+            _rehost(url, api_host)
+        elif isinstance(url, str):
+            parts = urlsplit(url)
+            scheme = ws_scheme if parts.scheme in ("ws", "wss") else base.scheme
+            urls[name] = f"{scheme}://{base.netloc}{parts.path}"
+
+
 class CcxtVenue(Venue):
     def __init__(
         self,
@@ -39,12 +55,15 @@ class CcxtVenue(Venue):
         market_type: str = "spot",
         sandbox: bool = False,
         api_host: str | None = None,
+        websocket: bool = False,
     ) -> None:
+        """`websocket`: use the ccxt.pro class (REST plus `watch_*`) where ccxt has one."""
         if exchange_id not in ccxt.exchanges:
             raise VenueError(f"ccxt has no exchange called {exchange_id!r}")
         self.exchange_id = exchange_id
         self.market_type = market_type
-        self.exchange: Any = getattr(ccxt_async, exchange_id)(
+        module = ccxt_pro if websocket and exchange_id in ccxt_pro.exchanges else ccxt_async
+        self.exchange: Any = getattr(module, exchange_id)(
             {
                 "apiKey": credentials.get("apiKey", ""),
                 "secret": credentials.get("secret", ""),
@@ -61,12 +80,7 @@ class CcxtVenue(Venue):
         if sandbox:
             self.exchange.set_sandbox_mode(True)
         if api_host:
-            # A self-hosted proxy (or a test peer) in front of the exchange:
-            # keep every API path, change scheme, host and port.
-            urls = self.exchange.urls["api"]
-            for name, url in list(urls.items()):
-                if isinstance(url, str):
-                    urls[name] = api_host.rstrip("/") + urlsplit(url).path
+            _rehost(self.exchange.urls["api"], api_host)
         self._free: dict[str, Decimal] = {}
         self._free_at = 0.0
 

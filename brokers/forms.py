@@ -348,3 +348,51 @@ class ExchangeLinkForm(forms.Form):
         if data.get("sandbox") and "test" not in getattr(ccxt, str(exchange_id))().urls:
             self.add_error("sandbox", f"ccxt knows no testnet for {exchange_id}.")
         return data
+
+
+class ExchangeSettingsForm(forms.Form):
+    """What the copier needs to know about an exchange account beyond its key."""
+
+    watch_symbols = forms.CharField(
+        required=False,
+        max_length=400,
+        label="Symbols to watch",
+        help_text="Masters: the markets you trade, space-separated (e.g. BTC/USDT ETH/USDT). "
+        "This exchange lists fills per market, so fills on other markets are seen "
+        "only while the websocket is up.",
+    )
+    leverage = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=125,
+        help_text="Followers on derivatives: set on the exchange before the first copy of "
+        "each market. Leave empty to keep the exchange's setting.",
+    )
+    margin_mode = forms.ChoiceField(
+        required=False,
+        choices=BrokerAccount._meta.get_field("margin_mode").choices,
+        help_text="Followers on derivatives: cross or isolated margin per market.",
+    )
+
+    def __init__(self, *args: object, account: BrokerAccount, markets: set[str], **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.account = account
+        self.markets = markets
+
+    def clean_watch_symbols(self) -> str:
+        symbols = self.cleaned_data["watch_symbols"].replace(",", " ").split()
+        unknown = [s for s in symbols if self.markets and s not in self.markets]
+        if unknown:
+            raise forms.ValidationError(
+                f"{', '.join(unknown)}: not a {self.account.market_type} market on "
+                f"{self.account.exchange} (use the exchange's symbol, e.g. BTC/USDT)."
+            )
+        return " ".join(dict.fromkeys(symbols))
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if self.account.market_type == "spot" and (data.get("leverage") or data.get("margin_mode")):
+            raise forms.ValidationError(
+                "Leverage and margin mode apply to derivatives accounts only."
+            )
+        return data

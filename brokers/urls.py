@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/", views.account_detail, name="detail"),
     path("<int:pk>/trade/", views.account_trade, name="trade"),
     path("<int:pk>/role/", views.account_role, name="role"),
+    path("<int:pk>/exchange-settings/", views.exchange_settings, name="exchange_settings"),
     path("<int:pk>/delete/", views.account_delete, name="delete"),
     path(f"{position}/close/", views_trading.position_close, name="close"),
     path(f"{position}/partial-close/", views_trading.position_partial_close, name="partial_close"),

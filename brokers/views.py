@@ -4,12 +4,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from brokers.forms import (
     Bound,
+    ExchangeSettingsForm,
     PaperAccountForm,
     RoleForm,
     TradeTicketForm,
@@ -21,9 +22,18 @@ from brokers.forms import (
     rejection_field,
 )
 from brokers.instruments import PAPER_INSTRUMENTS
-from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperRequest, Venue
+from brokers.models import (
+    BrokerAccount,
+    ExchangeMarkets,
+    MasterWatch,
+    PaperAccount,
+    PaperOrder,
+    PaperRequest,
+    Venue,
+)
 from brokers.venues import paper
 from brokers.venues.base import OrderRejected, Report
+from brokers.venues.ccxt.capabilities import capabilities
 from copier.core import OrderType, Side
 from copier.core.plan import fmt
 from copier.notify import notify_user
@@ -116,8 +126,57 @@ def _detail_context(
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     if account.venue != Venue.PAPER:
-        return render(request, "brokers/account_exchange.html", {"account": account})
+        return render_exchange(request, account)
     return render(request, "brokers/account_detail.html", _detail_context(account))
+
+
+def _market_symbols(account: BrokerAccount) -> set[str]:
+    row = ExchangeMarkets.objects.filter(
+        exchange=account.exchange, market_type=account.market_type, sandbox=account.sandbox
+    ).first()
+    return set(row.markets) if row is not None else set()
+
+
+def render_exchange(
+    request: HttpRequest, account: BrokerAccount, form: ExchangeSettingsForm | None = None
+) -> HttpResponse:
+    if form is None:
+        form = ExchangeSettingsForm(
+            initial={
+                "watch_symbols": account.watch_symbols,
+                "leverage": account.leverage,
+                "margin_mode": account.margin_mode,
+            },
+            account=account,
+            markets=set(),
+        )
+    context = {
+        "account": account,
+        "settings_form": form,
+        "watch": MasterWatch.objects.filter(account=account).first(),
+        "needs_symbols": capabilities(account.exchange).my_trades_need_symbol,
+    }
+    return render(
+        request, "brokers/account_exchange.html", context, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_POST
+def exchange_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own_account(request, pk)
+    if account.venue != Venue.CCXT:
+        raise Http404("not an exchange account")
+    form = ExchangeSettingsForm(request.POST, account=account, markets=_market_symbols(account))
+    if not form.is_valid():
+        return render_exchange(request, account, form)
+    account.watch_symbols = form.cleaned_data["watch_symbols"]
+    account.leverage = form.cleaned_data["leverage"]
+    account.margin_mode = form.cleaned_data["margin_mode"] or ""
+    account.save(update_fields=["watch_symbols", "leverage", "margin_mode"])
+    bump_links_version()
+    messages.success(request, f"Saved the copy settings of {account.label}.")
+    return redirect("brokers:detail", pk=account.pk)
 
 
 def render_detail(

@@ -84,7 +84,10 @@ class LinkCache:
 def venue_key(account: BrokerAccount) -> str:
     """What a connector depends on: a change means a new connector."""
     secret = hashlib.sha256(account.credentials.encode()).hexdigest()[:16]
-    return f"{account.venue}:{account.exchange}:{account.market_type}:{account.sandbox}:{secret}"
+    return (
+        f"{account.venue}:{account.exchange}:{account.market_type}:{account.sandbox}:{secret}"
+        f":{account.leverage}:{account.margin_mode}"
+    )
 
 
 def venue_for(account: BrokerAccount) -> Venue:
@@ -97,6 +100,8 @@ def venue_for(account: BrokerAccount) -> Venue:
             account.market_type,
             account.sandbox,
             api_host=settings.CCXT_API_HOSTS.get(account.exchange),
+            leverage=account.leverage,
+            margin_mode=account.margin_mode,
         )
     raise VenueError(f"{account.get_venue_display()} accounts cannot follow yet")
 

@@ -159,3 +159,28 @@ def test_our_client_order_ids_fit_every_exchange(exchange):
 def test_an_id_an_exchange_cannot_take_is_denied():
     with pytest.raises(OrderDenied, match="does not fit okx's rules"):
         checked_client_order_id("okx", "TS-with-dashes")
+
+
+def test_derivatives_margin_is_checked_at_the_leverage_the_copier_set(market):
+    swap = {
+        **market,
+        "spot": False,
+        "type": "swap",
+        "contract": True,
+        "linear": True,
+        "settle": "USDT",
+        "contractSize": 0.001,
+        "limits": {**market["limits"], "cost": {"min": None}},
+    }
+    free = {"USDT": D("500")}
+    # 100 contracts of 0.001 BTC at 65000 = 6500 USDT; at 20x that is 325 USDT of margin.
+    check_order(swap, ccxt.TICK_SIZE, Side.BUY, D("100"), D("65000"), free, leverage=20)
+    with pytest.raises(OrderDenied) as denied:
+        check_order(swap, ccxt.TICK_SIZE, Side.BUY, D("100"), D("65000"), free, leverage=10)
+    assert denied.value.message == (
+        "the order needs 650 USDT of margin at 10x and 500 USDT is free"
+    )
+    # Closing needs no margin.
+    check_order(
+        swap, ccxt.TICK_SIZE, Side.SELL, D("100"), D("65000"), {}, leverage=10, reduce_only=True
+    )

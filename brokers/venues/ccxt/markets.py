@@ -62,8 +62,15 @@ def check_order(
     price: Decimal,
     free: dict[str, Decimal],
     limit_price: bool = False,
+    leverage: int | None = None,
+    reduce_only: bool = False,
 ) -> None:
-    """Deny locally what the exchange would reject; `free` is the free balance by currency."""
+    """Deny locally what the exchange would reject; `free` is the free balance by currency.
+
+    Derivatives: a reduce-only order needs no margin; an opening order needs
+    notional / leverage of the settlement currency, checked when the account's
+    leverage is known (the copier set it); otherwise the exchange checks it.
+    """
     inst = instrument(market, precision_mode)
     symbol = market["symbol"]
     if (problem := inst.volume_problem(amount)) is not None:
@@ -82,11 +89,18 @@ def check_order(
         )
     if market.get("spot", market.get("type") == "spot"):
         currency, needed = (quote, notional) if side is Side.BUY else (market["base"], amount)
-    else:
-        # Derivatives: margin depends on leverage; the exchange checks it.
+    elif reduce_only or not leverage:
         return
+    else:
+        currency = market.get("settle") or quote
+        if market.get("inverse"):
+            # Inverse contracts are worth contract size in the quote currency
+            # and margined in the base currency.
+            notional = amount * inst.contract_size / price
+        needed = (notional / leverage).quantize(Decimal("0.00000001"))
     available = free.get(currency, Decimal(0))
     if needed > available:
-        raise OrderDenied(
-            f"the order needs {fmt(needed)} {currency} and {fmt(available)} {currency} is free"
-        )
+        what = f"the order needs {fmt(needed)} {currency}"
+        if leverage and not market.get("spot", market.get("type") == "spot"):
+            what += f" of margin at {leverage}x"
+        raise OrderDenied(f"{what} and {fmt(available)} {currency} is free")

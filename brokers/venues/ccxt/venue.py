@@ -9,6 +9,7 @@ param, which ccxt renames to the exchange's own (`newClientOrderId`,
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,13 +20,23 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 from asgiref.sync import sync_to_async
 
-from brokers.venues.base import OrderDenied, OrderNotFound, Report, Venue, VenueError
+from brokers.venues.base import (
+    OrderDenied,
+    OrderNotFound,
+    Report,
+    TemporaryVenueError,
+    Venue,
+    VenueError,
+)
 from brokers.venues.ccxt.capabilities import capabilities, checked_client_order_id
 from brokers.venues.ccxt.errors import translate
 from brokers.venues.ccxt.markets import check_order, instrument
 from copier.core import FollowerOrder, Instrument, OrderAction, OrderType, Side
 
 BALANCE_MAX_AGE_S = 2.0
+# How exchanges say a setting is already what was asked (Binance -4046/-4059,
+# Bybit 110043/110025/110026); not every ccxt class maps them to NoChange.
+UNCHANGED = re.compile(r"no need to change|not modified|already", re.IGNORECASE)
 
 
 def _decimal(value: object) -> Decimal | None:
@@ -56,8 +67,14 @@ class CcxtVenue(Venue):
         sandbox: bool = False,
         api_host: str | None = None,
         websocket: bool = False,
+        leverage: int | None = None,
+        margin_mode: str = "",
     ) -> None:
-        """`websocket`: use the ccxt.pro class (REST plus `watch_*`) where ccxt has one."""
+        """`websocket`: use the ccxt.pro class (REST plus `watch_*`) where ccxt has one.
+
+        `leverage` and `margin_mode` (derivatives followers) are set on the
+        exchange before the first order of each symbol.
+        """
         if exchange_id not in ccxt.exchanges:
             raise VenueError(f"ccxt has no exchange called {exchange_id!r}")
         self.exchange_id = exchange_id
@@ -83,6 +100,10 @@ class CcxtVenue(Venue):
             _rehost(self.exchange.urls["api"], api_host)
         self._free: dict[str, Decimal] = {}
         self._free_at = 0.0
+        self.leverage = leverage
+        self.margin_mode = margin_mode
+        self._prepared: set[str] = set()
+        self.hedged: bool | None = None  # the account's position mode, once read
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -146,15 +167,19 @@ class CcxtVenue(Venue):
             order.reference_price,
             await self.free_balance(),
             limit_price=limit,
+            leverage=self.leverage if market.get("contract") else None,
+            reduce_only=order.action in (OrderAction.CLOSE, OrderAction.REDUCE),
         )
         params: dict[str, Any] = {"clientOrderId": coid}
         closing = order.action in (OrderAction.CLOSE, OrderAction.REDUCE)
-        if (
-            closing
-            and market.get("contract")
-            and capabilities(self.exchange_id).supports_reduce_only
-        ):
-            params["reduceOnly"] = True
+        if market.get("contract"):
+            await self._prepare(market)
+            if closing and capabilities(self.exchange_id).supports_reduce_only:
+                params["reduceOnly"] = True
+            if self.hedged:
+                # ccxt turns this into the exchange's position side
+                # (Binance positionSide LONG/SHORT, Bybit positionIdx 1/2).
+                params["hedged"] = True
         placed = await self.call(
             "create_order",
             order.symbol,
@@ -166,6 +191,41 @@ class CcxtVenue(Venue):
         )
         self._free_at = 0.0
         return self._report(placed, coid, created=True, fallback=order)
+
+    async def _prepare(self, market: dict[str, Any]) -> None:
+        """Before a symbol's first order: read the position mode, set margin mode and leverage."""
+        symbol = market["symbol"]
+        if symbol in self._prepared:
+            return
+        has = self.exchange.has
+        if self.hedged is None:
+            self.hedged = False
+            if has.get("fetchPositionMode"):
+                mode = await self.call("fetch_position_mode", symbol)
+                self.hedged = bool(mode.get("hedged"))
+        if self.margin_mode and has.get("setMarginMode"):
+            await self._setting(
+                "set_margin_mode", f"{self.margin_mode} margin", self.margin_mode, symbol
+            )
+        if self.leverage and has.get("setLeverage"):
+            await self._setting("set_leverage", f"{self.leverage}x leverage", self.leverage, symbol)
+        self._prepared.add(symbol)
+
+    async def _setting(self, method: str, what: str, value: object, symbol: str) -> None:
+        """Apply an account setting; "already so" is success, a refusal denies the copy."""
+        try:
+            await getattr(self.exchange, method)(value, symbol)
+        except (ccxt.NoChange, ccxt.MarginModeAlreadySet):
+            return
+        except ccxt.BaseError as e:
+            if UNCHANGED.search(str(e)):
+                return
+            error = translate(e)
+            if isinstance(error, TemporaryVenueError):
+                raise error from e
+            raise OrderDenied(
+                f"{self.exchange_id} refused {what} on {symbol}: {error.message}"
+            ) from e
 
     async def _cancel(self, order: FollowerOrder, coid: str) -> Report:
         cancelled = await self.call("cancel_order", order.ref, order.symbol)

@@ -1799,7 +1799,9 @@ class BybitPeer:
         self._record_fill(account, order, base_qty, price, fee, rate, maker, ZERO, fee_coin)
 
 
-def bybit_client(peer: BybitPeer, key: str, secret: str, **options: Any) -> Any:
+def bybit_client(
+    peer: BybitPeer, key: str, secret: str, *, rate_limit: bool = False, **options: Any
+) -> Any:
     """A real `ccxt.async_support.bybit` whose every REST base URL points at `peer`.
 
     Every entry of `exchange.urls["api"]` (spot, futures, v2, public, private) keeps its
@@ -1807,7 +1809,9 @@ def bybit_client(peer: BybitPeer, key: str, secret: str, **options: Any) -> Any:
     exchange. Defaults: `defaultType` swap / linear, markets loaded for `linear` only,
     `fetchCurrencies` False (note: ccxt's bybit ignores that option and still calls the
     signed `/v5/asset/coin/query-info` in `load_markets` whenever a key is set). Extra
-    keyword arguments override `options`. The caller must `await exchange.close()`.
+    keyword arguments override `options`. ccxt's client-side throttle (`enableRateLimit`)
+    is off unless `rate_limit=True`: it only delays requests (about 0.8 s for a bybit
+    `load_markets`) and changes nothing on the wire. The caller must `await exchange.close()`.
     """
     import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 
@@ -1815,6 +1819,10 @@ def bybit_client(peer: BybitPeer, key: str, secret: str, **options: Any) -> Any:
         {
             "apiKey": key,
             "secret": secret,
+            "enableRateLimit": rate_limit,
+            # close() sleeps this long for TLS connections to shut down; plain local HTTP
+            # needs no grace period.
+            "timeout_on_exit": 0,
             "options": {
                 "defaultType": "swap",
                 "defaultSubType": "linear",

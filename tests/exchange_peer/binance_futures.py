@@ -1440,13 +1440,23 @@ def _check_qty(qty: D, min_qty: D, max_qty: D, step: D) -> None:
         raise BinanceError(400, -4023, "Qty not increased by step size.")
 
 
-def binanceusdm_client(peer: BinanceUsdmPeer, key: str, secret: str, **options: Any) -> Any:
+def binanceusdm_client(
+    peer: BinanceUsdmPeer,
+    key: str,
+    secret: str,
+    *,
+    enable_rate_limit: bool = False,
+    **options: Any,
+) -> Any:
     """A real `ccxt.async_support.binanceusdm` whose every REST base URL points at `peer`.
 
     Every entry of `exchange.urls["api"]` keeps its path and gets the peer's scheme,
     host and port (as the product's `api_host` does), so nothing can leak to the real
     exchange. Markets are the linear ones only; no currencies (a sapi call) and no
-    margin pairs. The caller must `await exchange.close()`.
+    margin pairs. ccxt's client-side throttle (`enableRateLimit`, about 50 ms a call
+    for Binance) is off unless asked for: it paces requests, it does not change them.
+    `timeout_on_exit` (ccxt's 250 ms pause in `close()`, there for TLS connections to
+    wind down) is 0: the peer speaks plain HTTP. The caller must `await exchange.close()`.
     """
     import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 
@@ -1454,6 +1464,8 @@ def binanceusdm_client(peer: BinanceUsdmPeer, key: str, secret: str, **options: 
         {
             "apiKey": key,
             "secret": secret,
+            "enableRateLimit": enable_rate_limit,
+            "timeout_on_exit": 0,
             "options": {
                 "fetchCurrencies": False,
                 "fetchMarkets": {"types": ["linear"]},

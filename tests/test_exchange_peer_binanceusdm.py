@@ -40,8 +40,9 @@ peer's very answer to ccxt's own `handle_errors` with Binance's URL (`at_binance
 
 Also pinned: ccxt's default fetch_positions (GET /fapi/v3/positionRisk) has no
 leverage (None) and derives marginMode from `isolatedMargin` != 0; `useV2` gives both.
-`fetchMarkets: {"types": ["swap"]}` (what the product's CcxtVenue builds from the
-market type "swap") is refused by ccxt before any request.
+`fetchMarkets: {"types": ["swap"]}` is refused by ccxt before any request: its
+market families are spot, linear, inverse and option (our market type "swap" is
+ccxt's "linear").
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def test_load_markets_reads_fapi_exchange_info(peer: BinanceUsdmPeer) -> None:
 def test_market_type_swap_is_not_a_fetch_markets_type_for_ccxt_binance(
     peer: BinanceUsdmPeer,
 ) -> None:
-    """The product's CcxtVenue passes `fetchMarkets: {"types": [market_type]}`; "swap" fails."""
+    """ccxt's fetchMarkets types are families (spot, linear, inverse, option), not "swap"."""
     error = raised(peer, lambda ex: ex.load_markets(), fetchMarkets={"types": ["swap"]})
 
     assert type(error) is ccxt.ExchangeError

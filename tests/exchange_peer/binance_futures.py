@@ -69,7 +69,7 @@ Order semantics:
 
 Test hooks (Python, not HTTP): `add_key`, `set_permissions`, `remove_key`,
 `set_balance`, `balance`, `set_price`, `positions`, `position`, `orders`,
-`trades`, `settings`, `open_position_directly`, `requests` / `requests_to`,
+`trades`, `settings`, `hedged`, `open_position_directly`, `requests` / `requests_to`,
 `fail_next`, `clock_skew_ms`, `commission_rate`, `start` / `stop`, and
 `binanceusdm_client` for a real ccxt client pointed at the peer.
 """

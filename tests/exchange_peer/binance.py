@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
+from .binance_ws import UserDataStreams, WsFrame
 from .server import ThreadedServer
 
 D = Decimal
@@ -423,6 +425,7 @@ class BinanceSpotPeer:
         self._next_order_id = 1000001
         self._next_trade_id = 500001
         self._next_uid = 100000001
+        self.user_streams = UserDataStreams(self)
         self._server = ThreadedServer(self.make_app)
 
     # ----- lifecycle -------------------------------------------------------------------
@@ -492,8 +495,10 @@ class BinanceSpotPeer:
         """Set the last price; resting limit orders that it crosses fill at their price."""
         with self._lock:
             self.prices[symbol] = D(str(price))
+            spec = self.symbols[symbol]
             for api_key in {id(k.account): k for k in self.keys.values()}.values():
                 account = api_key.account
+                filled = False
                 for order in account.orders:
                     if order.symbol != symbol or not order.is_open:
                         continue
@@ -502,6 +507,146 @@ class BinanceSpotPeer:
                     )
                     if crosses:
                         self._fill(account, order, order.price, maker=True)
+                        filled = True
+                if filled:
+                    self.user_streams.account_position(account, [spec.base, spec.quote])
+
+    def trade_on_website(
+        self,
+        key: str,
+        symbol: str,
+        side: str,
+        quantity: D | str | float | None = None,
+        *,
+        order_type: str = "MARKET",
+        price: D | str | float | None = None,
+        time_in_force: str = "GTC",
+        quote_order_qty: D | str | float | None = None,
+        client_order_id: str | None = None,
+    ) -> Order:
+        """The account owner places an order on Binance's website (not through the API).
+
+        It takes the same path as `POST /api/v3/order` (filters, balance, fills, the
+        user data stream, `myTrades` and `allOrders`) without a signature and without
+        the key's trading permission; the key only names the account. The client
+        order id is in the style of Binance's web orders (`web_` and 32 hex digits)
+        unless given. A refusal raises `BinanceError`.
+        """
+        params = {
+            "symbol": symbol,
+            "side": side.upper(),
+            "type": order_type.upper(),
+            "newClientOrderId": client_order_id or f"web_{secrets.token_hex(16)}",
+            "newOrderRespType": "ACK",
+        }
+        if quantity is not None:
+            params["quantity"] = str(quantity)
+        if quote_order_qty is not None:
+            params["quoteOrderQty"] = str(quote_order_qty)
+        if params["type"] == "LIMIT":
+            params["timeInForce"] = time_in_force
+            if price is not None:
+                params["price"] = str(price)
+        with self._lock:
+            api_key = self.keys[key]
+            ack = self._new_order(api_key, params)
+            return next(o for o in api_key.account.orders if o.order_id == ack["orderId"])
+
+    def cancel_on_website(self, key: str, symbol: str, order_id: int) -> Order:
+        """The account owner cancels an open order on the website (same path as DELETE)."""
+        with self._lock:
+            api_key = self.keys[key]
+            self._cancel_order(api_key, {"symbol": symbol, "orderId": str(order_id)})
+            return next(o for o in api_key.account.orders if o.order_id == order_id)
+
+    # ----- websocket test hooks --------------------------------------------------------------
+
+    @property
+    def ws_ping_interval_s(self) -> float | None:
+        """How often the peer pings each websocket (Binance: 20 s); None: never."""
+        return self.user_streams.ping_interval_s
+
+    @ws_ping_interval_s.setter
+    def ws_ping_interval_s(self, value: float | None) -> None:
+        self.user_streams.ping_interval_s = value
+
+    @property
+    def ws_pong_timeout_s(self) -> float:
+        """A websocket without a pong for this long is closed (Binance: one minute)."""
+        return self.user_streams.pong_timeout_s
+
+    @ws_pong_timeout_s.setter
+    def ws_pong_timeout_s(self, value: float) -> None:
+        self.user_streams.pong_timeout_s = value
+
+    def ws_clients(self, path: str | None = None) -> int:
+        """How many websocket connections the peer still serves (optionally on `path`).
+
+        A connection the peer drops counts until its close frame (or TCP abort) is
+        out. The client may read that close frame a little later.
+        """
+        with self._lock:
+            return sum(
+                1 for c in self.user_streams.connections.values() if path is None or c.path == path
+            )
+
+    def ws_subscriptions(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Active WebSocket API user data subscriptions: connection, subscriptionId, key."""
+        with self._lock:
+            return [
+                {"connection": s.connection.id, "subscriptionId": s.id, "key": s.api_key}
+                for s in self.user_streams.subscriptions
+                if key is None or s.api_key == key
+            ]
+
+    def ws_pongs(self) -> dict[int, int]:
+        """Pongs received so far, per open connection id."""
+        with self._lock:
+            return {c.id: c.pongs_received for c in self.user_streams.connections.values()}
+
+    def ws_frames(
+        self, direction: str | None = None, connection: int | None = None
+    ) -> list[WsFrame]:
+        """Text frames seen on the websockets ("in": from clients, "out": sent by the peer)."""
+        with self._lock:
+            return [
+                f
+                for f in self.user_streams.frames
+                if (direction is None or f.direction == direction)
+                and (connection is None or f.connection == connection)
+            ]
+
+    def ws_requests(self, method: str | None = None) -> list[dict[str, Any]]:
+        """WebSocket API requests received, decoded (optionally only those with `method`)."""
+        return [
+            f.data
+            for f in self.ws_frames("in")
+            if isinstance(f.data, dict) and (method is None or f.data.get("method") == method)
+        ]
+
+    def ws_events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        """User data events sent, unwrapped (`e` = `event_type` if given), in sending order."""
+        events = []
+        for f in self.ws_frames("out"):
+            data = f.data
+            if isinstance(data, dict) and isinstance(data.get("event"), dict):
+                data = data["event"]
+            elif isinstance(data, dict) and isinstance(data.get("data"), dict):
+                data = data["data"]
+            if isinstance(data, dict) and "e" in data:
+                if event_type is None or data["e"] == event_type:
+                    events.append(data)
+        return events
+
+    def ws_disconnect_all(self, code: int = 1000, *, abort: bool = False) -> int:
+        """Drop every websocket: a close frame with `code` once pending frames are sent,
+        or (`abort`) a TCP abort with no close frame. Returns how many were dropped;
+        the drop itself happens on the server's loop (poll `ws_clients()`)."""
+        return self.user_streams.disconnect_all(code, abort)
+
+    def ws_terminate(self, key: str) -> int:
+        """End `key`'s WebSocket API subscriptions with `eventStreamTerminated`."""
+        return self.user_streams.terminate(key)
 
     def fail_next(
         self,
@@ -574,10 +719,11 @@ class BinanceSpotPeer:
             app.router.add_route(method, path, self._public(public_handler))
         for method, path, signed_handler in signed:
             app.router.add_route(method, path, self._signed(signed_handler))
+        self.user_streams.add_routes(app)
         return app
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.Response:
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.text() if request.can_read_body else ""
         query_string = request.rel_url.raw_query_string
         params = dict(parse_qsl(body, keep_blank_values=True))
@@ -595,12 +741,17 @@ class BinanceSpotPeer:
         request[PARAMS] = params
         with self._lock:
             self.requests.append(received)
+            upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
             failure = next(
                 (
                     f
                     for f in self.failures
                     if f.remaining > 0
-                    and (f.path_prefix is None or request.path.startswith(f.path_prefix))
+                    and (
+                        request.path.startswith(f.path_prefix)
+                        if f.path_prefix is not None
+                        else not upgrade  # only an explicit prefix fails a websocket handshake
+                    )
                 ),
                 None,
             )
@@ -608,7 +759,7 @@ class BinanceSpotPeer:
                 failure.remaining -= 1
                 if failure.remaining == 0:
                     self.failures.remove(failure)
-        response: web.Response
+        response: web.StreamResponse
         if failure is not None:
             response = web.Response(
                 status=failure.status,
@@ -621,8 +772,12 @@ class BinanceSpotPeer:
                 response = await handler(request)
             except BinanceError as e:
                 response = e.response()
-        received.status = response.status
-        if response.content_type == "application/json" and isinstance(response.body, bytes):
+        received.status = response.status  # 101 for a websocket, once it has ended
+        if (
+            isinstance(response, web.Response)
+            and response.content_type == "application/json"
+            and isinstance(response.body, bytes)
+        ):
             received.response = json.loads(response.body)
         return response
 
@@ -646,20 +801,35 @@ class BinanceSpotPeer:
         return wrapped
 
     def _authenticate(self, request: web.Request) -> ApiKey:
-        header = request.headers.get("X-MBX-APIKEY")
-        if not header:
+        payload = _without_signature(request.rel_url.raw_query_string) + _without_signature(
+            request[RAW_BODY]
+        )
+        return self.verify_signed(request.headers.get("X-MBX-APIKEY"), request[PARAMS], payload)
+
+    def verify_signed(
+        self,
+        key: str | None,
+        params: dict[str, str],
+        payload: str,
+        *,
+        key_param: str | None = None,
+    ) -> ApiKey:
+        """Binance's SIGNED checks: the key, `timestamp`, the HMAC of `payload`, recvWindow.
+
+        `key` comes from the X-MBX-APIKEY header (REST) or the `apiKey` param
+        (WebSocket API, `key_param` names it for the missing-parameter error).
+        """
+        if not key:
+            if key_param is not None:
+                raise mandatory(key_param)
             raise BinanceError(401, -2014, "API-key format invalid.")
-        api_key = self.keys.get(header)
+        api_key = self.keys.get(key)
         if api_key is None or not api_key.permissions.get("enableReading", True):
             raise BinanceError(401, -2015, MSG_INVALID_KEY)
-        params: dict[str, str] = request[PARAMS]
         if not params.get("timestamp"):
             raise mandatory("timestamp")
         if not params.get("signature"):
             raise mandatory("signature")
-        payload = _without_signature(request.rel_url.raw_query_string) + _without_signature(
-            request[RAW_BODY]
-        )
         expected = hmac.new(api_key.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, params["signature"].lower()):
             raise BinanceError(400, -1022, MSG_BAD_SIGNATURE)
@@ -926,13 +1096,18 @@ class BinanceSpotPeer:
         )
         self._next_order_id += 1
         account.orders.append(order)
+        rests = not marketable and tif == "GTC"
+        self.user_streams.order_update(account, order, "NEW", on_book=rests)
         if marketable:
             self._fill(account, order, last, maker=False)
         elif tif in ("IOC", "FOK"):
             order.status = "EXPIRED"
+            self.user_streams.order_update(account, order, "EXPIRED")
         else:
             order.locked_asset, order.locked = need_asset, need
             account.move(need_asset, -need, need)
+        if marketable or rests:
+            self.user_streams.account_position(account, [spec.base, spec.quote])
         return order.new_order_shape(resp_type)
 
     def _fill(self, account: Account, order: Order, price: D, *, maker: bool) -> None:
@@ -973,6 +1148,7 @@ class BinanceSpotPeer:
         order.cumm_quote_qty += quote
         order.status = "FILLED"
         order.update_time = now
+        self.user_streams.order_update(account, order, "TRADE", trade=trade)
 
     def _find_order(self, api_key: ApiKey, params: dict[str, str], not_found: str) -> Order:
         spec = self._spec(params)
@@ -1006,13 +1182,23 @@ class BinanceSpotPeer:
             order.locked = ZERO
         order.status = "CANCELED"
         order.update_time = self.server_time()
+        cancel_id = params.get("newClientOrderId") or f"cancel{order.order_id}"
+        self.user_streams.order_update(
+            account,
+            order,
+            "CANCELED",
+            client_order_id=cancel_id,
+            orig_client_order_id=order.client_order_id,
+        )
+        spec = self.symbols[order.symbol]
+        self.user_streams.account_position(account, [spec.base, spec.quote])
         shape = order.query_shape()
         return {
             "symbol": order.symbol,
             "origClientOrderId": order.client_order_id,
             "orderId": order.order_id,
             "orderListId": -1,
-            "clientOrderId": params.get("newClientOrderId") or f"cancel{order.order_id}",
+            "clientOrderId": cancel_id,
             "transactTime": order.update_time,
             **{
                 k: shape[k]
@@ -1091,6 +1277,15 @@ def _check_lot(qty: D, min_qty: D, max_qty: D, step: D, name: str) -> None:
         raise BinanceError(400, -1013, f"Filter failure: {name}")
 
 
+def _peer_urls(urls: dict[str, Any], base: str) -> None:
+    """Point every URL in `urls` (nested dicts too) at `base`, keeping each path."""
+    for name, url in list(urls.items()):
+        if isinstance(url, str):
+            urls[name] = base + urlsplit(url).path
+        elif isinstance(url, dict):
+            _peer_urls(url, base)
+
+
 def binance_client(peer: BinanceSpotPeer, key: str, secret: str, **options: Any) -> Any:
     """A real `ccxt.async_support.binance` whose every REST base URL points at `peer`.
 
@@ -1113,9 +1308,38 @@ def binance_client(peer: BinanceSpotPeer, key: str, secret: str, **options: Any)
             },
         }
     )
-    base = peer.base_url
     api_urls = exchange.urls["api"]
-    for name, url in list(api_urls.items()):
-        if isinstance(url, str):
-            api_urls[name] = base + urlsplit(url).path
+    rest = {k: v for k, v in api_urls.items() if isinstance(v, str)}
+    _peer_urls(rest, peer.base_url)
+    api_urls.update(rest)
+    return exchange
+
+
+def binance_pro_client(peer: BinanceSpotPeer, key: str, secret: str, **options: Any) -> Any:
+    """A real `ccxt.pro.binance` whose REST and websocket URLs all point at `peer`.
+
+    REST URLs as in `binance_client`; every websocket URL under
+    `exchange.urls["api"]["ws"]` (stream URLs and the nested `ws-api` ones) keeps
+    its path on `ws://127.0.0.1:<port>`, so the spot WebSocket API is
+    `ws://127.0.0.1:<port>/ws-api/v3`. The caller must `await exchange.close()`.
+    """
+    import ccxt.pro as ccxt_pro  # type: ignore[import-untyped]
+
+    exchange = ccxt_pro.binance(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "options": {
+                "defaultType": "spot",
+                "fetchCurrencies": False,
+                "fetchMarkets": {"types": ["spot"]},
+                **options,
+            },
+        }
+    )
+    api_urls = exchange.urls["api"]
+    rest = {k: v for k, v in api_urls.items() if isinstance(v, str)}
+    _peer_urls(rest, peer.base_url)
+    api_urls.update(rest)
+    _peer_urls(api_urls["ws"], "ws://" + peer.base_url.split("://", 1)[1])
     return exchange

@@ -22,6 +22,11 @@ for master detection:
   again by itself; events in between are lost, so the caller resynchronises
   with REST `fetch_my_trades(symbol, since=...)` and de-duplicates by trade id.
   While the peer is down, `watch_*` raises `NetworkError` ("Cannot connect").
+- A watch resolves on the next event only. Events that arrive while no watch is
+  pending go into ccxt's cache and come back with the next event, not before
+  (a lone fill between two `watch_my_trades` calls waits for the next fill).
+  "New updates" are counted per view: `watch_orders()` and
+  `watch_orders(symbol)` each return the same update once.
 - `eventStreamTerminated` resolves nothing: a pending watch keeps waiting
   until some caller calls `watch_*` again (which subscribes again).
 - A refused subscription does not raise a ccxt error: ccxt 4.5.90 raises a bare
@@ -389,6 +394,23 @@ def test_watch_orders_sees_new_filled_and_canceled(peer: BinanceSpotPeer) -> Non
     ]
     maker_fill = next(e for e in peer.ws_events("executionReport") if e["x"] == "TRADE")
     assert (maker_fill["L"], maker_fill["m"]) == ("50000.00000000", True)
+
+
+def test_a_fill_between_two_watches_waits_in_ccxt_for_the_next_fill(
+    peer: BinanceSpotPeer,
+) -> None:
+    async def scenario(ex: Any) -> Any:
+        await subscribed(peer, ex)
+        peer.trade_on_website(KEY, "BTCUSDT", "BUY", "0.01")  # no watch pending
+        # ccxt reads it into its cache (read only here)...
+        await until(lambda: ex.myTrades is not None and len(ex.myTrades) == 1, "ccxt's cache")
+        later = asyncio.ensure_future(ex.watch_my_trades())
+        done, _ = await asyncio.wait({later}, timeout=0.3)
+        assert not done  # ...but the next watch waits for another fill
+        peer.trade_on_website(KEY, "BTCUSDT", "BUY", "0.02")
+        return await result(later)
+
+    assert [t["id"] for t in run(peer, scenario)] == ["500001", "500002"]
 
 
 def test_watch_balance_follows_outbound_account_position(peer: BinanceSpotPeer) -> None:

@@ -34,9 +34,21 @@ Order semantics (deliberately small, but Binance's rules where they matter):
   set it to `"any"` to reject every reuse;
 - the commission is `commission_rate` (default 0) of the received asset.
 
+User data stream (websockets on the same port, see `binance_ws.py`):
+              /ws-api/v3 (WebSocket API: userDataStream.subscribe.signature, ...),
+              /ws/<listenKey> and /stream?streams=<listenKey> (legacy), fed by
+              POST/PUT/DELETE /api/v3/userDataStream (API key only).
+Every order status change of an account (REST orders, resting orders crossed by
+`set_price`, website orders) is pushed to its subscriptions as `executionReport`,
+then `outboundAccountPosition`.
+
 Test hooks (Python, not HTTP): `add_key`, `set_permissions`, `remove_key`,
 `set_balance`, `balance`, `set_price`, `requests` / `requests_to`,
-`fail_next`, `clock_skew_ms`, `start` / `stop`.
+`fail_next`, `clock_skew_ms`, `start` / `stop`; the account owner on Binance's
+website: `trade_on_website`, `cancel_on_website`; websockets: `ws_clients`,
+`ws_subscriptions`, `ws_requests`, `ws_events`, `ws_frames`, `ws_pongs`,
+`ws_disconnect_all`, `ws_terminate`, `ws_ping_interval_s`, `ws_pong_timeout_s`.
+A `fail_next` without `path_prefix` never fails a websocket handshake.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperPosition, PaperRequest
@@ -282,7 +282,7 @@ def _new_copy(o: Outcome) -> PositionLink:
     )
 
 
-def _apply_to_ledger(o: Outcome) -> None:
+def _apply_to_ledger(o: Outcome, first_time: bool) -> None:
     """Reductions, modifications and fills of pending copies, one copy at a time."""
     order, report = o.order, o.report
     assert order is not None and report is not None
@@ -298,7 +298,10 @@ def _apply_to_ledger(o: Outcome) -> None:
                 order_type=OrderType.MARKET.value,
             )
         case OrderAction.REDUCE:
-            copies.update(volume=report.remaining)
+            if report.remaining is not None:
+                copies.update(volume=report.remaining)
+            elif first_time:  # the venue says what it filled, not what is left
+                copies.update(volume=F("volume") - report.volume)
         case OrderAction.MODIFY:
             copies.update(sl=report.sl, tp=report.tp)
         case OrderAction.MODIFY_PENDING:
@@ -334,7 +337,7 @@ def record(outcomes: list[Outcome]) -> list[Execution]:
             ).update(closed_at=timezone.now())
         for o in filled:
             if o.order and not o.order.action.opens and o.order.action not in _ENDS:
-                _apply_to_ledger(o)
+                _apply_to_ledger(o, first_time=o.coid not in existing)
         for o in outcomes:
             if o.status == Execution.Status.FAILED and o.coid not in existing:
                 Alert.objects.create(

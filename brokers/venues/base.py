@@ -93,7 +93,9 @@ class Report:
     price: Decimal
     # False when the venue already had this client order id: nothing new happened.
     created: bool
-    remaining: Decimal = Decimal(0)
+    # What stays open of the position after a reduction; None when the venue
+    # does not say (exchanges report the order, not our copy of a position).
+    remaining: Decimal | None = None
     sl: Decimal | None = None
     tp: Decimal | None = None
     # The master event the request produced, when the account leads others.

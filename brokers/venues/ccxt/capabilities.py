@@ -24,6 +24,8 @@ class Capabilities:
     supports_reduce_only: bool = True
     # `fetch_my_trades` needs a symbol, so a REST resync asks symbol by symbol.
     my_trades_need_symbol: bool = False
+    # ccxt's fetch_order cannot take our id; look it up by orderLinkId instead.
+    find_by_order_link_id: bool = False
 
 
 DEFAULT = Capabilities()
@@ -44,7 +46,7 @@ CAPABILITIES: dict[str, Capabilities] = {
         36, r"^[.A-Z:/a-z0-9_-]{1,36}$", reports_permissions=True, my_trades_need_symbol=True
     ),
     # orderLinkId: up to 36 characters, letters, digits, - and _.
-    "bybit": Capabilities(36, r"^[A-Za-z0-9_-]{1,36}$"),
+    "bybit": Capabilities(36, r"^[A-Za-z0-9_-]{1,36}$", find_by_order_link_id=True),
     # clOrdId: 1 to 32 letters and digits.
     "okx": Capabilities(32, r"^[A-Za-z0-9]{1,32}$", needs_passphrase=True),
 }

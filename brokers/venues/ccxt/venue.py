@@ -9,6 +9,7 @@ param, which ccxt renames to the exchange's own (`newClientOrderId`,
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from decimal import Decimal
@@ -34,6 +35,8 @@ from brokers.venues.ccxt.markets import check_order, instrument
 from copier.core import FollowerOrder, Instrument, OrderAction, OrderType, Side
 
 BALANCE_MAX_AGE_S = 2.0
+# Our market types (the link form's) as ccxt's sub-types.
+SUBTYPES = {"swap": "linear", "inverse": "inverse"}
 # How exchanges say a setting is already what was asked (Binance -4046/-4059,
 # Bybit 110043/110025/110026); not every ccxt class maps them to NoChange.
 UNCHANGED = re.compile(r"no need to change|not modified|already", re.IGNORECASE)
@@ -87,9 +90,11 @@ class CcxtVenue(Venue):
                 "password": credentials.get("password", ""),
                 "enableRateLimit": True,
                 "options": {
-                    "defaultType": market_type,
+                    "defaultType": "spot" if market_type == "spot" else "swap",
+                    "defaultSubType": SUBTYPES.get(market_type),
                     "fetchCurrencies": False,
-                    "fetchMarkets": {"types": [market_type]},
+                    # ccxt's market families: spot, linear, inverse.
+                    "fetchMarkets": {"types": [SUBTYPES.get(market_type, market_type)]},
                     "fetchMargins": False,
                 },
             }
@@ -173,7 +178,7 @@ class CcxtVenue(Venue):
         params: dict[str, Any] = {"clientOrderId": coid}
         closing = order.action in (OrderAction.CLOSE, OrderAction.REDUCE)
         if market.get("contract"):
-            await self._prepare(market)
+            await self._prepare(market, opening=not closing)
             if closing and capabilities(self.exchange_id).supports_reduce_only:
                 params["reduceOnly"] = True
             if self.hedged:
@@ -190,19 +195,23 @@ class CcxtVenue(Venue):
             params,
         )
         self._free_at = 0.0
+        if placed.get("filled") is None and placed.get("amount") is None:
+            # Some exchanges (Bybit) acknowledge with ids only: read the order back.
+            found = await self.find(coid, order.symbol)
+            if found is not None:
+                return dataclasses.replace(found, created=True)
         return self._report(placed, coid, created=True, fallback=order)
 
-    async def _prepare(self, market: dict[str, Any]) -> None:
-        """Before a symbol's first order: read the position mode, set margin mode and leverage."""
+    async def _prepare(self, market: dict[str, Any], opening: bool) -> None:
+        """Before a symbol's first order: read the position mode; before its first
+        opening order, set margin mode and leverage (a close must never be held
+        up by a setting the exchange refuses while a position is open)."""
         symbol = market["symbol"]
-        if symbol in self._prepared:
+        if self.hedged is None:
+            self.hedged = await self._read_position_mode(symbol)
+        if symbol in self._prepared or not opening:
             return
         has = self.exchange.has
-        if self.hedged is None:
-            self.hedged = False
-            if has.get("fetchPositionMode"):
-                mode = await self.call("fetch_position_mode", symbol)
-                self.hedged = bool(mode.get("hedged"))
         if self.margin_mode and has.get("setMarginMode"):
             await self._setting(
                 "set_margin_mode", f"{self.margin_mode} margin", self.margin_mode, symbol
@@ -210,6 +219,22 @@ class CcxtVenue(Venue):
         if self.leverage and has.get("setLeverage"):
             await self._setting("set_leverage", f"{self.leverage}x leverage", self.leverage, symbol)
         self._prepared.add(symbol)
+
+    async def _read_position_mode(self, symbol: str) -> bool:
+        """Hedge (True) or one-way mode: asked directly where ccxt can, else read
+        from the positions' sides (Bybit lists both sides of a hedged symbol)."""
+        try:
+            if self.exchange.has.get("fetchPositionMode"):
+                mode = await self.exchange.fetch_position_mode(symbol)
+                return bool(mode.get("hedged"))
+        except ccxt.NotSupported:
+            pass
+        except ccxt.BaseError as e:
+            raise translate(e) from e
+        if not self.exchange.has.get("fetchPositions"):
+            return False
+        positions = await self.call("fetch_positions", [symbol])
+        return any(p.get("hedged") for p in positions)
 
     async def _setting(self, method: str, what: str, value: object, symbol: str) -> None:
         """Apply an account setting; "already so" is success, a refusal denies the copy."""
@@ -234,11 +259,28 @@ class CcxtVenue(Venue):
     async def find(self, client_order_id: str, symbol: str | None = None) -> Report | None:
         if symbol is None:
             raise VenueError(f"{self.exchange_id} needs the symbol to look an order up")
+        if capabilities(self.exchange_id).find_by_order_link_id:
+            return await self._find_by_link_id(client_order_id, symbol)
         try:
             found = await self.call("fetch_order", None, symbol, {"clientOrderId": client_order_id})
         except OrderNotFound:
             return None
         return self._report(found, client_order_id, created=False, fallback=None)
+
+    async def _find_by_link_id(self, client_order_id: str, symbol: str) -> Report | None:
+        """Bybit: ccxt's fetch_order cannot look up by orderLinkId; the open-orders
+        query can (Bybit answers it for any status when given the id), then the
+        closed and cancelled history."""
+        params = {"orderLinkId": client_order_id}
+        for method in ("fetch_open_orders", "fetch_canceled_and_closed_orders"):
+            try:
+                found = await self.call(method, symbol, None, None, params)
+            except OrderNotFound:
+                continue
+            for order in found:
+                if order.get("clientOrderId") == client_order_id:
+                    return self._report(order, client_order_id, created=False, fallback=None)
+        return None
 
     def _report(
         self, placed: dict[str, Any], coid: str, created: bool, fallback: FollowerOrder | None
@@ -256,5 +298,4 @@ class CcxtVenue(Venue):
             volume=filled if filled else (amount or Decimal(0)),
             price=price or (fallback.reference_price if fallback else Decimal(0)),
             created=created,
-            remaining=_decimal(placed.get("remaining")) or Decimal(0),
         )

@@ -77,3 +77,19 @@ def test_the_table_lists_subclasses_before_their_parents():
 def test_a_foreign_exception_is_a_permanent_venue_error():
     error = translate(ValueError("odd"))
     assert type(error) is base.VenueError and error.permanent and error.message == "odd"
+
+
+@pytest.mark.parametrize(
+    "body, project_error",
+    [
+        ('{"code":-2019,"msg":"Margin is insufficient."}', base.InsufficientBalance),
+        ('{"code":-2022,"msg":"ReduceOnly Order is rejected."}', base.OrderRejected),
+        ('{"code":-4116,"msg":"ClientOrderId is duplicated."}', base.DuplicateOrder),
+        ('{"code":-9999,"msg":"Something else."}', base.VenueError),
+    ],
+)
+def test_binance_futures_codes_behind_a_proxy(body, project_error):
+    """ccxt maps these only for answers from Binance's own hosts (see the usdm peer tests)."""
+    error = translate(ccxt.ExchangeError(f"binanceusdm {body}"))
+    assert type(error) is project_error
+    assert body in error.message

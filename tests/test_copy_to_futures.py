@@ -138,3 +138,28 @@ def test_a_copy_without_the_margin_is_denied_locally(peer, copier_daemon):
     assert execution.status == "failed"
     assert "needs 1300 USDT of margin at 2x and 100 USDT is free" in execution.reason
     assert orders(peer) == []
+
+
+def test_the_exchanges_margin_refusal_is_an_insufficient_balance(peer):
+    """Without a leverage setting the exchange checks the margin; its -2019 is translated."""
+    from brokers.venues.base import InsufficientBalance
+    from brokers.venues.ccxt.venue import CcxtVenue
+    from copier.core import FollowerOrder, OrderAction
+
+    peer.set_balance(KEY, "10")
+
+    async def go():
+        venue = CcxtVenue(
+            "binanceusdm", {"apiKey": KEY, "secret": SECRET}, "swap", api_host=peer.base_url
+        )
+        try:
+            await venue.call("load_markets")
+            order = FollowerOrder(OrderAction.OPEN, "BTC/USDT:USDT", Side.BUY, D("1"), D("65000"))
+            await venue.execute(order, "TS00000000000000000000CD01")
+        finally:
+            await venue.close()
+
+    with pytest.raises(InsufficientBalance) as refused:
+        asyncio.run(go())
+    assert "Margin is insufficient." in refused.value.message
+    assert peer.position(KEY, "BTCUSDT").amount == 0

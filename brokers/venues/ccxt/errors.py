@@ -7,6 +7,7 @@ InvalidOrder is an ExchangeError), and the first match wins. Call sites do
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import ccxt
@@ -52,9 +53,23 @@ TRANSLATIONS: tuple[Translation, ...] = (
 )
 
 
+# ccxt applies Binance's futures error table only to answers from Binance's own
+# hosts; behind a proxy (`CCXT_API_HOSTS`) these arrive as a bare ExchangeError.
+BINANCE_CODES: dict[str, Callable[[str], VenueError]] = {
+    "-2019": InsufficientBalance,  # Margin is insufficient.
+    "-2022": OrderRejected,  # ReduceOnly Order is rejected.
+    "-4164": OrderRejected,  # Order's notional must be no smaller than ...
+    "-4116": DuplicateOrder,  # ClientOrderId is duplicated.
+}
+BINANCE_CODE = re.compile(r'"code":\s*(-\d+)')
+
+
 def translate(error: Exception) -> VenueError:
     """The project's error for a ccxt exception, keeping the exchange's message."""
     message = str(error) or error.__class__.__name__
+    if type(error) is ccxt.ExchangeError and (code := BINANCE_CODE.search(message)):
+        if (known := BINANCE_CODES.get(code.group(1))) is not None:
+            return known(message)
     for ccxt_class, project_error in TRANSLATIONS:
         if isinstance(error, ccxt_class):
             return project_error(message)

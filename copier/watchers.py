@@ -63,6 +63,7 @@ REFUSED_RETRY_S = 300.0
 BALANCE_MAX_AGE_S = 30.0
 # After the websocket failed twice in a row, poll REST this long before trying it again.
 WEBSOCKET_RETRY_S = 60.0
+WEBSOCKET_QUIET_S = 600.0
 
 # Renew a lease only while we still hold it.
 RENEW_LEASE = """
@@ -196,12 +197,43 @@ class MasterWatcher:
         self.poll_s = poll_s
         self.book: Book | None = None
         self.source: FillSource | None = None
+        self.live_since: float | None = None
         self._balance: tuple[float, Decimal | None] = (0.0, None)
 
     async def run(self) -> None:
         target: WatchTarget = await self.db(load_target)(self.account_id)  # type: ignore[assignment]
         self.watch_symbols = target.watch_symbols
-        venue = CcxtVenue(
+        backoff = BACKOFF_MIN_S
+        failures = 0
+        websocket_after = 0.0  # monotonic time from which the websocket is tried again
+        while True:
+            # A fresh connector for every (re)connect: after some websocket
+            # failures ccxt's exchange object is left unusable (see docs/ccxt.md).
+            venue = self._connector(target)
+            self.live_since = None
+            try:
+                await self._watch(venue, polling_until=websocket_after)
+            except TemporaryVenueError as e:
+                if self.live_since is not None and time.monotonic() - self.live_since > 30:
+                    backoff, failures = BACKOFF_MIN_S, 0  # it had been working
+                failures += 1
+                if failures >= 2 and time.monotonic() >= websocket_after:
+                    # The websocket keeps failing: poll REST for a while.
+                    websocket_after = time.monotonic() + WEBSOCKET_RETRY_S
+                await self.status("reconnecting", f"{e.message}; retrying in {backoff:.1f} s")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except VenueError as e:
+                await self.status("error", e.message)
+                await asyncio.sleep(REFUSED_RETRY_S)
+            else:
+                backoff, failures = BACKOFF_MIN_S, 0
+            finally:
+                self.source = None
+                await venue.close()
+
+    def _connector(self, target: WatchTarget) -> CcxtVenue:
+        return CcxtVenue(
             target.exchange,
             target.credentials,
             target.market_type,
@@ -209,28 +241,6 @@ class MasterWatcher:
             api_host=settings.CCXT_API_HOSTS.get(target.exchange),
             websocket=True,
         )
-        backoff = BACKOFF_MIN_S
-        failures = 0
-        websocket_after = 0.0  # monotonic time from which the websocket is tried again
-        try:
-            while True:
-                try:
-                    await self._watch(venue, polling_until=websocket_after)
-                except TemporaryVenueError as e:
-                    failures += 1
-                    if failures >= 2 and time.monotonic() >= websocket_after:
-                        # The websocket keeps failing: poll REST for a while.
-                        websocket_after = time.monotonic() + WEBSOCKET_RETRY_S
-                    await self.status("reconnecting", f"{e.message}; retrying in {backoff:.1f} s")
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
-                except VenueError as e:
-                    await self.status("error", e.message)
-                    await asyncio.sleep(REFUSED_RETRY_S)
-                else:
-                    backoff, failures = BACKOFF_MIN_S, 0
-        finally:
-            await venue.close()
 
     async def status(self, status: str, detail: str = "") -> None:
         log.info("master %s: %s %s", self.account_id, status, detail)
@@ -240,9 +250,7 @@ class MasterWatcher:
         """Watch until an error; return (to try the websocket again) after a polling spell."""
         if not venue.exchange.markets:
             await venue.connect()
-        if self.source is None:
-            self.source = FillSource(venue, self.watch_symbols, websocket=self.use_websocket)
-        source = self.source
+        self.source = source = FillSource(venue, self.watch_symbols, websocket=self.use_websocket)
         if self.book is None:
             self.book = await self._start_book(source)
         if not source.websocket or time.monotonic() < polling_until:
@@ -256,7 +264,8 @@ class MasterWatcher:
         try:
             await self.resync()
             await self.status("websocket", "live")
-            next_resync = time.monotonic() + 1.0
+            self.live_since = heard = time.monotonic()
+            next_resync = heard + 1.0
             while True:
                 done, _ = await asyncio.wait(
                     {stream}, timeout=max(0.0, next_resync - time.monotonic())
@@ -264,10 +273,15 @@ class MasterWatcher:
                 if done:
                     fills = stream.result()
                     stream = asyncio.ensure_future(source.stream())
+                    heard = time.monotonic()
                     await self.apply(fills)
                 if time.monotonic() >= next_resync:
                     await self.resync()
                     next_resync = time.monotonic() + RESYNC_EVERY_S
+                if time.monotonic() - heard > WEBSOCKET_QUIET_S:
+                    # A stream the exchange ended without closing the socket
+                    # never wakes up: subscribe again now and then.
+                    raise TemporaryVenueError("the websocket was quiet for 10 minutes")
         finally:
             stream.cancel()
             with contextlib.suppress(BaseException):

@@ -135,3 +135,60 @@ def test_a_restart_copies_fills_made_while_down_exactly_once(peer, copier_daemon
     opened = MasterEventRecord.objects.filter(account=master, kind="position_opened").count()
     assert opened == 2
     assert MasterWatch.objects.get(account=master).fills == 3
+
+
+def test_the_websocket_delivers_fills_and_a_dropped_socket_loses_none(peer, copier_daemon):
+    user = make_user()
+    master = exchange_master(user)
+    follower = make_paper(user, "Paper follower")
+    make_link(master, follower, "1", symbol_map="BTC/USDT=BTCUSD")
+    copier_daemon(
+        CCXT_API_HOSTS=json.dumps({"binance": peer.base_url}),
+        EXCHANGE_WEBSOCKET="1",
+        EXCHANGE_POLL_S="60",
+    )
+    wait_for(lambda: peer.ws_subscriptions(KEY), what="the user data subscription")
+    wait_for(
+        lambda: MasterWatch.objects.filter(account=master, status="websocket").exists(),
+        what="the watcher on the websocket",
+    )
+    # Let the resync that follows a (re)connect pass, then count REST fill queries.
+    wait_for(lambda: len(peer.requests_to("/api/v3/myTrades")) >= 2, what="the resyncs")
+    rest_queries = len(peer.requests_to("/api/v3/myTrades"))
+
+    peer.trade_on_website(KEY, "BTCUSDT", "BUY", "0.02")
+    wait_for(lambda: copies(follower) == [("buy", D("0.02"))], what="the pushed fill")
+    # It came through the websocket: no REST query was needed.
+    assert len(peer.requests_to("/api/v3/myTrades")) == rest_queries
+
+    # The socket drops, and the master trades before the watcher is back.
+    peer.ws_disconnect_all(abort=True)
+    peer.trade_on_website(KEY, "BTCUSDT", "BUY", "0.03")
+    wait_for(
+        lambda: copies(follower) == [("buy", D("0.02")), ("buy", D("0.03"))],
+        what="the fill made while disconnected",
+    )
+    wait_for(lambda: peer.ws_subscriptions(KEY), what="the new subscription")
+    peer.trade_on_website(KEY, "BTCUSDT", "SELL", "0.05")
+    wait_for(lambda: copies(follower) == [], what="both copies closed")
+    opened = MasterEventRecord.objects.filter(account=master, kind="position_opened").count()
+    assert opened == 2
+    assert MasterWatch.objects.get(account=master).fills == 3
+
+
+def test_a_refused_key_is_shown_on_the_account_page(peer, copier_daemon, client):
+    user = make_user()
+    master = exchange_master(user)
+    master.credentials = json.dumps({"apiKey": KEY, "secret": "not-the-secret"})
+    master.save()
+    make_link(master, make_paper(user, "Paper follower"), "1", symbol_map="BTC/USDT=BTCUSD")
+    start(copier_daemon, peer)
+    watch = wait_for(
+        lambda: MasterWatch.objects.filter(account=master, status="error").first(),
+        what="the watcher to report the refused key",
+    )
+    assert "Signature for this request is not valid." in watch.detail
+    client.force_login(user)
+    page = client.get(f"/brokers/{master.pk}/").content.decode()
+    assert "Signature for this request is not valid." in page
+    assert "not-the-secret" not in page

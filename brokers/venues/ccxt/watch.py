@@ -23,7 +23,11 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import ccxt
+
+from brokers.venues.base import TemporaryVenueError
 from brokers.venues.ccxt.capabilities import capabilities
+from brokers.venues.ccxt.errors import translate
 from brokers.venues.ccxt.venue import CcxtVenue
 from copier.core.events import Side
 from copier.core.lots import Fill, PositionSide
@@ -105,7 +109,15 @@ class FillSource:
 
     async def stream(self) -> list[Fill]:
         """The next fills pushed by the websocket (waits until there are some)."""
-        return fills(await self.venue.call("watch_my_trades"))
+        try:
+            return fills(await self.venue.call("watch_my_trades"))
+        except KeyError as e:
+            # ccxt 4.5.90 (binance): a refused subscription surfaces as a KeyError
+            # from its cleanup, with the exchange's error as the context.
+            cause = e.__context__
+            if isinstance(cause, ccxt.BaseError):
+                raise translate(cause) from e
+            raise TemporaryVenueError(f"the websocket subscription failed: {e!r}") from e
 
     async def since(self, since_ms: int, open_symbols: Iterable[str] = ()) -> list[Fill]:
         """Every fill from `since_ms` on, through REST."""

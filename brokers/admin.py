@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperPosition, PaperRequest
+from brokers.models import (
+    BrokerAccount,
+    MasterWatch,
+    PaperAccount,
+    PaperOrder,
+    PaperPosition,
+    PaperRequest,
+)
 
 
 class PaperLedgerInline(admin.StackedInline):
@@ -55,3 +62,13 @@ class PaperRequestAdmin(admin.ModelAdmin):
         "created_at",
     )
     search_fields = ("client_order_id", "account__label")
+
+
+@admin.register(MasterWatch)
+class MasterWatchAdmin(admin.ModelAdmin):
+    """How the copier watches each exchange master: staff see stuck or refused watchers here."""
+
+    list_display = ("account", "status", "detail", "fills", "last_fill_at", "updated_at")
+    list_filter = ("status",)
+    search_fields = ("account__label", "account__owner__email")
+    readonly_fields = ("account", "book", "status", "detail", "fills", "last_fill_at")

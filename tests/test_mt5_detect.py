@@ -159,6 +159,18 @@ def test_the_snapshot_is_not_reported_and_an_unchanged_poll_is_quiet() -> None:
     assert history.asked == []
 
 
+def test_the_same_rows_in_another_order_are_no_change() -> None:
+    positions = (position(10), position(11, volume=0.3), position(12, sl=1.07))
+    orders = (order(20), order(21, type=SELL_STOP, price_open=1.06))
+    detector = started(positions, orders)
+    assert detector.poll(positions[::-1], orders[::-1], History()) == []
+    assert detector.poll(positions, orders, History()) == []
+    changed = (position(12, sl=1.071), position(10), position(11, volume=0.3))
+    assert shape(detector.poll(changed, orders, History())) == [
+        (MODIFIED, "P12", "buy", "1", "1.08512")
+    ]
+
+
 def test_prices_profit_swap_and_times_moving_produce_no_event() -> None:
     detector = started((position(10),), (order(20),))
     moved = (
@@ -199,6 +211,12 @@ def test_sl_tp_change_is_a_modification() -> None:
         D("1.09"),
     )
     assert (change.volume, change.ts_event_ms) == (D("1"), T0 + 500)
+
+
+def test_a_tp_alone_is_a_modification_too() -> None:
+    detector = started((position(10, sl=1.08, tp=1.09),))
+    [change] = detector.poll((position(10, sl=1.08, tp=0.0),), (), History())
+    assert (change.kind, change.sl, change.tp) == (MODIFIED, D("1.08"), None)
 
 
 def test_a_volume_decrease_is_a_partial_close_with_exact_decimals() -> None:
@@ -249,6 +267,34 @@ def test_history_lag_falls_back_to_the_last_price_seen_and_now() -> None:
         D("1.0899"),
         1_800_000_000_123,
     )
+
+
+def test_a_failing_history_call_leaves_the_close_for_the_next_poll() -> None:
+    detector = started((position(9), position(10), position(11)))
+    # P9 grew on a netting account: it has two lots, P9 and P9.2.
+    grown = (position(9, volume=1.5), position(10), position(11))
+    assert len(detector.poll(grown, (), History())) == 1
+    history = History(
+        deal(500, 9, 0, 1.5, 1.08, T0),
+        deal(501, 9, 1, 1.5, 1.0871, T0 + 1),
+        deal(502, 10, 0, 1.0, 1.08, T0),
+        deal(503, 10, 1, 1.0, 1.0872, T0 + 1),
+    )
+
+    def failing_for_10(ticket: int) -> tuple[Decimal, int] | None:
+        if ticket == 10:
+            raise VenueUnavailable(f"history_deals_get(position={ticket}) answered None")
+        return history(ticket)
+
+    with pytest.raises(VenueUnavailable):
+        detector.poll((position(11, volume=0.5),), (), failing_for_10)
+    changes = detector.poll((position(11, volume=0.5),), (), history)
+    assert [(c.kind, c.master_ref, str(c.volume), str(c.price)) for c in changes] == [
+        (CLOSED, "P9", "1", "1.0871"),
+        (CLOSED, "P9.2", "0.5", "1.0871"),
+        (CLOSED, "P10", "1", "1.0872"),
+        (PARTIAL, "P11", "0.5", "1.08515"),
+    ]
 
 
 def test_close_and_reopen_within_one_poll_close_first() -> None:

@@ -117,9 +117,12 @@ _PENDING = {
 
 # What the steady state compares, per row: built in C, no Decimal.
 _TICKET = operator.attrgetter("ticket")
-_POSITION_KEY = operator.attrgetter("type", "volume", "sl", "tp")
+# The ticket comes first; the answers' order is compared too, which costs
+# nothing when the terminal keeps it (it lists in opening order), and a
+# reordered answer only takes the slower path to find no change.
+_POSITION_KEY = operator.attrgetter("ticket", "type", "volume", "sl", "tp")
 _ORDER_KEY = operator.attrgetter(
-    "type", "volume_current", "price_open", "sl", "tp", "price_stoplimit"
+    "ticket", "type", "volume_current", "price_open", "sl", "tp", "price_stoplimit"
 )
 
 
@@ -322,8 +325,8 @@ class Detector:
         self.started = False
         self._positions: Sequence[PositionRow] = ()
         self._orders: Sequence[OrderRow] = ()
-        self._position_keys: dict[int, Any] = {}
-        self._order_keys: dict[int, Any] = {}
+        self._position_keys: list[Any] = []
+        self._order_keys: list[Any] = []
         self._lots: dict[int, _Lots] = {}
         self._latest_ms = 0
 
@@ -335,8 +338,8 @@ class Detector:
         """Take the snapshot: what is open now is known, not new. No changes."""
         positions, orders = _answered(positions, orders)
         self._positions, self._orders = positions, orders
-        self._position_keys = _keys(positions, _POSITION_KEY)
-        self._order_keys = _keys(orders, _ORDER_KEY)
+        self._position_keys = list(map(_POSITION_KEY, positions))
+        self._order_keys = list(map(_ORDER_KEY, orders))
         self._lots = {}
         self._latest_ms = self._newest_ms(positions, orders)
         self.started = True
@@ -355,14 +358,15 @@ class Detector:
         `VenueUnavailable` and leaves the snapshot as it was: an empty answer
         would otherwise read as "everything closed". `exit_price(ticket)` is
         called once per disappeared position, for its closing deal's price
-        and time (`closing_deal`). `now_ms` is the caller's UTC wall clock,
+        and time (`closing_deal`); an exception from it goes to the caller and
+        also leaves the snapshot as it was. `now_ms` is the caller's UTC wall clock,
         the time of changes MT5 gives no time for.
         """
         if not self.started:
             raise RuntimeError("Detector.start() takes the snapshot before the first poll")
         positions, orders = _answered(positions, orders)
-        position_keys = _keys(positions, _POSITION_KEY)
-        order_keys = _keys(orders, _ORDER_KEY)
+        position_keys = list(map(_POSITION_KEY, positions))
+        order_keys = list(map(_ORDER_KEY, orders))
         if position_keys == self._position_keys and order_keys == self._order_keys:
             self._positions, self._orders = positions, orders
             return []
@@ -377,48 +381,52 @@ class Detector:
         self,
         positions: Sequence[PositionRow],
         orders: Sequence[OrderRow],
-        position_keys: dict[int, Any],
-        order_keys: dict[int, Any],
+        position_key_list: list[Any],
+        order_key_list: list[Any],
         exit_price: ExitPrice,
         now_ms: int | None,
     ) -> list[Change]:
-        if now_ms is None:
-            self._latest_ms = max(self._latest_ms, self._newest_ms(positions, orders))
-            now = self._latest_ms
-        else:
-            now = now_ms
         out = _Poll()
-        old_keys = self._position_keys
-        old_rows = {p.ticket: p for p in self._positions}
-        new_rows = {p.ticket: p for p in positions}
-        old_orders = {o.ticket: o for o in self._orders if o.type in _PENDING}
-        new_orders = {o.ticket: o for o in orders if o.type in _PENDING}
+        now = self._now(positions, orders, now_ms)
 
-        for ticket in sorted(old_rows.keys() - new_rows.keys()):
-            self._closed(old_rows[ticket], exit_price(ticket), now, out)
+        old_tickets = set(map(_FIRST, self._position_keys))
+        new_tickets = set(map(_FIRST, position_key_list))
+        gone = old_tickets - new_tickets
+        born = new_tickets - old_tickets
+        # The key tuples not seen last time: positions that changed, and new ones.
+        fresh = set(position_key_list).difference(self._position_keys)
+        changed = {key[0] for key in fresh} - born
+        old_rows = _rows(self._positions) if gone or changed else {}
+        new_rows = _rows(positions) if born or changed else {}
+        # Asked before anything changes: if the caller's history call raises,
+        # the detector is as it was and the next poll finds the same closes.
+        exits = [(ticket, exit_price(ticket)) for ticket in sorted(gone)]
+        for ticket, deal in exits:
+            self._closed(old_rows[ticket], deal, now, out)
+        for ticket in sorted(changed):
+            self._changed(old_rows[ticket], new_rows[ticket], out)
 
-        for ticket, row in new_rows.items():
-            old_key = old_keys.get(ticket)
-            if old_key is not None and old_key != position_keys[ticket]:
-                self._changed(old_rows[ticket], row, out)
-
+        if order_key_list == self._order_keys:
+            old_orders = new_orders = old_order_keys = {}
+        else:
+            old_orders = {o.ticket: o for o in self._orders if o.type in _PENDING}
+            new_orders = {o.ticket: o for o in orders if o.type in _PENDING}
+            old_order_keys = _by_ticket(self._order_keys)
         gone_orders = old_orders.keys() - new_orders.keys()
-        filled: dict[int, int] = {}  # order ticket -> position ticket
-        for ticket, row in new_rows.items():
-            if ticket in old_keys:
-                continue
+        filled: set[int] = set()
+        for ticket in sorted(born):
+            row = new_rows[ticket]
             order = old_orders.get(row.identifier) if row.identifier in gone_orders else None
             if order is not None:
-                filled[order.ticket] = ticket
+                filled.add(order.ticket)
             out.opened.append((ticket, self._opened(row, order)))
 
-        for ticket in sorted(gone_orders - filled.keys()):
-            out.cancelled.append(
-                self._order_change(EventKind.ORDER_CANCELLED, old_orders[ticket], now)
-            )
+        for ticket in sorted(gone_orders - filled):
+            gone_order = old_orders[ticket]
+            out.cancelled.append(self._order_change(EventKind.ORDER_CANCELLED, gone_order, now()))
         for ticket in sorted(new_orders.keys() & old_orders.keys()):
-            if order_keys[ticket] != self._order_keys[ticket]:
-                change = self._order_change(EventKind.ORDER_MODIFIED, new_orders[ticket], now)
+            if _ORDER_KEY(new_orders[ticket]) != old_order_keys[ticket]:
+                change = self._order_change(EventKind.ORDER_MODIFIED, new_orders[ticket], now())
                 out.modified.append(change)
         for ticket in sorted(new_orders.keys() - old_orders.keys()):
             order = new_orders[ticket]
@@ -426,17 +434,34 @@ class Detector:
             out.placed.append(self._order_change(EventKind.ORDER_PLACED, order, placed_ms))
         return out.ordered()
 
+    def _now(
+        self, positions: Sequence[PositionRow], orders: Sequence[OrderRow], now_ms: int | None
+    ) -> Callable[[], int]:
+        """The time of a change MT5 gives no time for: `now_ms`, else the newest
+        terminal time seen, looked up only when such a change happens."""
+        found: list[int] = []
+
+        def now() -> int:
+            if now_ms is not None:
+                return now_ms
+            if not found:
+                self._latest_ms = max(self._latest_ms, self._newest_ms(positions, orders))
+                found.append(self._latest_ms)
+            return found[0]
+
+        return now
+
     def _closed(
         self,
         row: PositionRow,
         deal: tuple[Decimal, int] | None,
-        now: int,
+        now: Callable[[], int],
         out: _Poll,
     ) -> None:
         if deal is not None:
             price, ts = deal[0], self._server_to_utc(deal[1])
         else:  # the terminal's history has not caught up: the last price seen
-            price, ts = dec(row.price_current), now
+            price, ts = dec(row.price_current), now()
         sl, tp = _level(row.sl), _level(row.tp)
         lots = self._lots.pop(row.ticket, None)
         if lots is None:
@@ -650,9 +675,16 @@ class Detector:
         return self._server_to_utc(newest) if newest else 0
 
 
-def _keys(rows: Sequence[Any], key: Callable[[Any], Any]) -> dict[int, Any]:
-    """ticket -> the fields compared, per row; in C, no Decimal."""
-    return dict(zip(map(_TICKET, rows), map(key, rows), strict=True))
+_FIRST = operator.itemgetter(0)
+
+
+def _by_ticket(keys: list[Any]) -> dict[int, Any]:
+    """ticket -> key, from the keys (each starts with its ticket)."""
+    return dict(zip(map(_FIRST, keys), keys, strict=True))
+
+
+def _rows(rows: Sequence[Any]) -> dict[int, Any]:
+    return dict(zip(map(_TICKET, rows), rows, strict=True))
 
 
 def _answered(

@@ -58,7 +58,8 @@ The rules:
   (ORDER_MODIFIED if the ticket stays, else cancelled and placed).
 
 Order of the changes in one poll: positions gone (closed), by ticket; then
-positions still open, by ticket (reductions before modifications); pending
+positions still open, by ticket (for one ticket, reductions before the SL/TP
+modification); pending
 orders cancelled, by ticket; modified, by ticket; new positions (ORDER_FILLED
 or POSITION_OPENED) and netting increases, by ticket; orders placed, by ticket.
 Reductions come before openings so that a follower's position limit is freed

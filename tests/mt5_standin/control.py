@@ -504,7 +504,7 @@ class Terminal:
     def requests(self) -> list[dict[str, Any]]:
         """Every order_send call that reached the terminal, in order: pid, time_msc,
         request (as sent), outcome ('executed', 'rejected', 'invalid arguments',
-        'executed, reply lost', 'injected failure, not executed', 'timeout, not
-        executed'), retcode, order, deal."""
+        'executed, reply lost', 'rejected, reply lost', 'injected failure, not
+        executed', 'timeout, not executed'), retcode, order, deal."""
         with self._txn() as txn:
             return [dict(x) for x in txn.state["requests"]]

@@ -1375,6 +1375,9 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
         try:
             out = S.process(state, req, check_only=False)
         except S.Reject as reject:
+            if injected is not None:  # refused, and the reply never came back either
+                _log(state, request, "rejected, reply lost", reject.retcode)
+                return _Err(_TIMEOUT)
             sym = S.view(state)["symbols"].get(req["symbol"])
             bid = _f(sym["bid"]) if sym else 0.0
             ask = _f(sym["ask"]) if sym else 0.0

@@ -845,15 +845,15 @@ def fill_pending(server: dict[str, Any], order: dict[str, Any], price: Decimal, 
 def pending_triggered(order: dict[str, Any], sym: dict[str, Any]) -> Decimal | None:
     """The fill price if the market has reached the order, else None.
 
-    Limit orders fill at their price (or better), stop orders become market
-    orders and fill at the market price."""
+    Limit orders fill at their price, stop orders become market orders and fill
+    at the market price."""
     price = dec(order["price_open"])
     ask, bid = dec(sym["ask"]), dec(sym["bid"])
     t = order["type"]
     if t == ORDER_TYPE_BUY_LIMIT and ask <= price:
-        return min(price, ask)
+        return price
     if t == ORDER_TYPE_SELL_LIMIT and bid >= price:
-        return max(price, bid)
+        return price
     if t == ORDER_TYPE_BUY_STOP and ask >= price:
         return ask
     if t == ORDER_TYPE_SELL_STOP and bid <= price:
@@ -869,12 +869,12 @@ def stop_triggered(pos: dict[str, Any], sym: dict[str, Any]) -> tuple[int, Decim
         if sl and price <= sl:
             return REASON_SL, price
         if tp and price >= tp:
-            return REASON_TP, max(price, tp)
+            return REASON_TP, tp
     else:
         if sl and price >= sl:
             return REASON_SL, price
         if tp and price <= tp:
-            return REASON_TP, min(price, tp)
+            return REASON_TP, tp
     return None
 
 

@@ -10,13 +10,15 @@ the test process (through `tests/mt5_standin/control.py`) all see one terminal.
 Design:
 - one exclusive `fcntl.flock` on a sidecar file `<state>.lock` around every
   transaction, so two processes never interleave a read-modify-write;
-- the parsed state is cached per process and reloaded only when the file's
-  (inode, size, mtime_ns) changed: a poll loop of a few milliseconds does one
-  `open`, one `flock` and one `stat` per call while nothing changes;
+- every save writes a new random generation token into the lock file (under
+  the lock); the parsed state is cached per process and reloaded only when the
+  token or the file's (inode, size, mtime_ns) changed, so a poll loop of a few
+  milliseconds does one `open`, `flock`, `pread` and `stat` per call while
+  nothing changes (file times alone are too coarse: two saves within one
+  clock tick can leave the same size and a reused inode);
 - a transaction that changed something writes a temporary file beside the
   state and `os.replace`s it over the state, so a reader (or a process killed
-  mid-write) never sees half a file. Each replace gives the file a new inode,
-  which is what makes the cache check reliable.
+  mid-write) never sees half a file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+
+_TOKEN_LEN = 32
 
 
 class Txn:
@@ -42,17 +46,17 @@ class Store:
         self.path = os.path.abspath(path)
         self.lock_path = self.path + ".lock"
         self._state: dict[str, Any] | None = None
-        self._key: tuple[int, int, int] | None = None
+        self._key: tuple[bytes, int, int, int] | None = None
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
 
-    def _stat_key(self) -> tuple[int, int, int] | None:
+    def _stat_key(self, fd: int) -> tuple[bytes, int, int, int] | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return (os.pread(fd, _TOKEN_LEN, 0), st.st_ino, st.st_size, st.st_mtime_ns)
 
     @contextlib.contextmanager
     def transaction(self, *, create: dict[str, Any] | None = None) -> Iterator[Txn]:
@@ -64,7 +68,7 @@ class Store:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            key = self._stat_key()
+            key = self._stat_key(fd)
             if key is None:
                 if create is None:
                     raise FileNotFoundError(self.path)
@@ -84,17 +88,18 @@ class Store:
                 self._state, self._key = None, None
                 raise
             if txn.dirty:
-                self._save(txn.state)
+                self._save(txn.state, fd)
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
-    def _save(self, state: dict[str, Any]) -> None:
+    def _save(self, state: dict[str, Any], fd: int) -> None:
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(state, f, separators=(",", ":"))
         os.replace(tmp, self.path)
+        os.pwrite(fd, os.urandom(_TOKEN_LEN // 2).hex().encode(), 0)
         self._state = state
-        self._key = self._stat_key()
+        self._key = self._stat_key(fd)
 
 
 _stores: dict[str, Store] = {}

@@ -20,6 +20,7 @@ Amounts come back as Decimal (exact); the API returns floats like the real one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,6 +32,7 @@ from .MetaTrader5._store import Txn, store_for
 
 STANDIN_PATH = str(Path(__file__).resolve().parent)
 """Put this first on PYTHONPATH so that `import MetaTrader5` finds the stand-in."""
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 # The terminal's symbol flags: the Python package does not export these names.
 SYMBOL_FILLING_FOK = S.SYMBOL_FILLING_FOK
@@ -97,8 +99,12 @@ class Terminal:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for an agent process: the state file and the stand-in on its path."""
-        return {"MT5_STANDIN_STATE": self.path, "PYTHONPATH": STANDIN_PATH}
+        """Environment for an agent process: the state file, and the stand-in first on
+        its path (then the repository, for `python -m brokers.mt5.agent`)."""
+        return {
+            "MT5_STANDIN_STATE": self.path,
+            "PYTHONPATH": os.pathsep.join([STANDIN_PATH, REPO_ROOT]),
+        }
 
     @contextlib.contextmanager
     def _txn(self) -> Iterator[Txn]:
@@ -162,8 +168,6 @@ class Terminal:
 
     def state(self) -> dict[str, Any]:
         """A copy of the whole raw state (for debugging a failing test)."""
-        import copy
-
         with self._txn() as txn:
             return copy.deepcopy(txn.state)
 

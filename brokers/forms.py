@@ -350,6 +350,41 @@ class ExchangeLinkForm(forms.Form):
         return data
 
 
+class Mt5LinkForm(forms.Form):
+    label = forms.CharField(max_length=80)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
+    login = forms.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="Your MetaTrader 5 account number."
+    )
+    password = forms.CharField(
+        max_length=100,
+        widget=forms.PasswordInput,
+        help_text="The master (trading) password, or the investor (read-only) password for "
+        "an account that only leads.",
+    )
+    server = forms.CharField(
+        max_length=100,
+        strip=True,
+        help_text="Exactly as your broker writes it, e.g. “ICMarketsSC-Demo”.",
+    )
+
+    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.owner = owner
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
+            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
+        return label
+
+    def clean_server(self) -> str:
+        server = self.cleaned_data["server"]
+        if any(c.isspace() for c in server):
+            raise forms.ValidationError("A server name has no spaces; copy it from the terminal.")
+        return server
+
+
 class ExchangeSettingsForm(forms.Form):
     """What the copier needs to know about an exchange account beyond its key."""
 

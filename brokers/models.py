@@ -227,6 +227,7 @@ class LinkRequest(models.Model):
     )
     label = models.CharField(max_length=80)
     role = models.CharField(max_length=16, choices=Role.choices)
+    venue = models.CharField(max_length=16, choices=Venue.choices, default=Venue.CCXT)
     exchange = models.CharField(max_length=32)
     market_type = models.CharField(max_length=16)
     sandbox = models.BooleanField(default=False)
@@ -298,3 +299,55 @@ class MasterWatch(models.Model):
 
     def __str__(self) -> str:
         return f"watch of {self.account}: {self.status}"
+
+
+class Mt5Agent(models.Model):
+    """One terminal slot of the MT5 farm and the agent process that runs it.
+
+    `mt5_farm` assigns a slot (a terminal installation folder) to an account
+    being linked, starts the agent with the slot's token, and keeps it running.
+    The token (the agent's HMAC key, see `brokers.mt5.protocol`) is encrypted at
+    rest: both sides need it to sign, so it cannot be stored as a hash.
+    """
+
+    class Status(models.TextChoices):
+        STARTING = "starting", "Starting"
+        LOGGING_IN = "logging_in", "Logging in"
+        CONNECTED = "connected", "Connected"
+        DISCONNECTED = "disconnected", "Disconnected from the trade server"
+        REFUSED = "refused", "Login refused"
+        STOPPED = "stopped", "Stopped"
+
+    agent_id = models.CharField(max_length=40, unique=True)
+    slot = models.CharField(max_length=300, unique=True)
+    account = models.OneToOneField(
+        BrokerAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mt5_agent",
+    )
+    link_request = models.ForeignKey(
+        "LinkRequest", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    token = encrypt(models.CharField(max_length=100))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTING)
+    detail = models.CharField(max_length=300, blank=True, default="")
+    server = models.CharField(max_length=100, blank=True, default="")
+    ping_ms = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    # The master's positions and orders as the agent last reported them: handed
+    # back at the next login so changes made while the agent was down are seen.
+    baseline = models.JSONField(default=dict, blank=True)
+    # The trading terms of the terminal's symbols (`brokers.mt5.requests.SymbolSpec`
+    # fields), reported at login: the copier plans MT5 follower orders with them.
+    symbols = models.JSONField(default=dict, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slot"]
+
+    def __str__(self) -> str:
+        return f"MT5 agent {self.agent_id} ({self.slot}): {self.status}"

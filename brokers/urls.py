@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.account_list, name="list"),
     path("new/", views.account_new, name="new"),
     path("link/exchange/", views_linking.exchange_link, name="link_exchange"),
+    path("link/mt5/", views_linking.mt5_link, name="link_mt5"),
     path("link/<int:pk>/", views_linking.link_progress, name="link_progress"),
     path("link/<int:pk>/status/", views_linking.link_status, name="link_status"),
     path("<int:pk>/", views.account_detail, name="detail"),

@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from brokers.forms import ExchangeLinkForm
-from brokers.models import LinkRequest
+from brokers.forms import ExchangeLinkForm, Mt5LinkForm
+from brokers.models import LinkRequest, Venue
 from brokers.tasks import validate_link
 
 
@@ -38,6 +38,34 @@ def exchange_link(request: HttpRequest) -> HttpResponse:
             return redirect("brokers:link_progress", pk=link.pk)
         return render(request, "brokers/exchange_link.html", {"form": form}, status=400)
     return render(request, "brokers/exchange_link.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mt5_link(request: HttpRequest) -> HttpResponse:
+    """Link a MetaTrader 5 account: the farm's terminal logs in before anything is saved."""
+    form = Mt5LinkForm(request.POST or None, owner=request.user)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            credentials = {
+                "login": data["login"],
+                "password": data["password"],
+                "server": data["server"],
+            }
+            link = LinkRequest.objects.create(
+                owner=request.user,
+                label=data["label"],
+                role=data["role"],
+                venue=Venue.MT5,
+                exchange="MetaTrader 5",
+                market_type="",
+                credentials=json.dumps(credentials),
+                progress="Waiting for a free terminal…",
+            )
+            return redirect("brokers:link_progress", pk=link.pk)
+        return render(request, "brokers/mt5_link.html", {"form": form}, status=400)
+    return render(request, "brokers/mt5_link.html", {"form": form})
 
 
 def _state(link: LinkRequest) -> dict[str, object]:

@@ -7,6 +7,8 @@ production sets the variables itself and has no such file.
 
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -220,6 +222,19 @@ try:
     CCXT_API_HOSTS: dict[str, str] = json.loads(os.environ.get("CCXT_API_HOSTS", "{}"))
 except json.JSONDecodeError as e:
     raise ImproperlyConfigured(f"CCXT_API_HOSTS must be a JSON object: {e}") from None
+
+# MetaTrader 5 farm (docs/mt5.md): the terminal installation folders agents
+# run in, the agent command (a Windows Python, or `wine python.exe` on Linux),
+# and extra environment for agents, as JSON.
+MT5_TERMINAL_SLOTS: list[str] = envlist("MT5_TERMINAL_SLOTS", "")
+MT5_AGENT_COMMAND: list[str] = shlex.split(
+    os.environ.get("MT5_AGENT_COMMAND", f"{shlex.quote(sys.executable)} -m brokers.mt5.agent")
+)
+try:
+    MT5_AGENT_ENV: dict[str, str] = json.loads(os.environ.get("MT5_AGENT_ENV", "{}"))
+except json.JSONDecodeError as e:
+    raise ImproperlyConfigured(f"MT5_AGENT_ENV must be a JSON object: {e}") from None
+MT5_POLL_MS = envint("MT5_POLL_MS", "10")
 
 # Copier tuning.
 COPIER_STREAM = os.environ.get("COPIER_STREAM", "copier:events")

@@ -265,12 +265,29 @@ class Agent:
         info = self.mt5.account_info()
         return {
             "ok": True,
+            "symbols": self.symbol_specs(),
             "server": info.server,
             "currency": info.currency,
             "balance": str(Decimal(repr(info.balance))),
             "trade_allowed": bool(info.trade_allowed),
             "name": info.name,
         }
+
+    def symbol_specs(self) -> dict[str, dict[str, Any]]:
+        """The trading terms of the symbols shown in Market Watch, for planning on the hub."""
+        specs: dict[str, dict[str, Any]] = {}
+        for info in self.mt5.symbols_get() or ():
+            if not getattr(info, "visible", True):
+                continue
+            try:
+                spec = SymbolSpec.from_info(info)
+            except (ValueError, ArithmeticError):
+                continue
+            specs[spec.name] = {
+                k: str(v) if isinstance(v, Decimal) else v
+                for k, v in dataclasses.asdict(spec).items()
+            }
+        return specs
 
     def _connect(self) -> None:
         assert self.account is not None

@@ -18,7 +18,14 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from brokers.models import BrokerAccount, PaperAccount, PaperOrder, PaperPosition, PaperRequest
+from brokers.models import (
+    BrokerAccount,
+    Mt5Agent,
+    PaperAccount,
+    PaperOrder,
+    PaperPosition,
+    PaperRequest,
+)
 from brokers.models import Venue as VenueKind
 from brokers.venues.base import Report, Venue, VenueError
 from brokers.venues.ccxt.venue import CcxtVenue
@@ -84,10 +91,15 @@ class LinkCache:
 def venue_key(account: BrokerAccount) -> str:
     """What a connector depends on: a change means a new connector."""
     secret = hashlib.sha256(account.credentials.encode()).hexdigest()[:16]
-    return (
+    key = (
         f"{account.venue}:{account.exchange}:{account.market_type}:{account.sandbox}:{secret}"
         f":{account.leverage}:{account.margin_mode}"
     )
+    if account.venue == VenueKind.MT5:
+        # A new agent (a new slot or token) means a new connector.
+        agent = Mt5Agent.objects.filter(account=account).values_list("agent_id", "server")
+        key += f":{list(agent)}"
+    return key
 
 
 def venue_for(account: BrokerAccount) -> Venue:
@@ -103,6 +115,13 @@ def venue_for(account: BrokerAccount) -> Venue:
             leverage=account.leverage,
             margin_mode=account.margin_mode,
         )
+    if account.venue == VenueKind.MT5:
+        from brokers.venues.mt5 import Mt5Venue
+
+        agent = Mt5Agent.objects.filter(account=account).first()
+        if agent is None:
+            raise VenueError(f"{account.label} has no MetaTrader 5 terminal running yet")
+        return Mt5Venue(account.pk, agent.agent_id, agent.token, agent.symbols)
     raise VenueError(f"{account.get_venue_display()} accounts cannot follow yet")
 
 

@@ -174,3 +174,6 @@ def web_server(start_process):  # type: ignore[no-untyped-def]
 
     wait_for(up, what="Daphne to listen")
     return f"http://127.0.0.1:{port}"
+
+
+from tests.mt5_helpers import mt5_farm, mt5_terminal  # noqa: E402, F401 - MT5 fixtures

@@ -3,61 +3,23 @@ processes against the MetaTrader5 TEST STAND-IN (tests/mt5_standin)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import pytest
 
-from brokers.models import BrokerAccount, LinkRequest, Mt5Agent, Venue
-from tests.conftest import PYTHON, wait_for
+from brokers.models import BrokerAccount, Mt5Agent, Venue
+from tests.conftest import wait_for
 from tests.factories import make_user
-from tests.mt5_standin.control import Terminal
+from tests.mt5_helpers import INVESTOR, LOGIN, PASSWORD, decided, link
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LOGIN, PASSWORD, INVESTOR = 7001, "trading-pw-1", "investor-pw-1"
 
-
-@pytest.fixture
-def terminal(tmp_path):
-    term = Terminal(tmp_path / "terminal.json")
-    term.configure(accounts=[{"login": LOGIN, "password": PASSWORD, "investor_password": INVESTOR}])
-    return term
-
-
-@pytest.fixture
-def farm(start_process, redis_client, terminal):
-    def start(slots: str = "C:/MT5/slot-1"):
-        return start_process(
-            "mt5-farm",
-            [PYTHON, "manage.py", "mt5_farm"],
-            MT5_TERMINAL_SLOTS=slots,
-            MT5_AGENT_ENV=json.dumps(terminal.env),
-            MT5_POLL_MS="5",
-        )
-
-    return start
-
-
-def link(client, password=PASSWORD, label="My MT5", role="follower", server="StandIn-Demo"):
-    response = client.post(
-        "/brokers/link/mt5/",
-        {"label": label, "role": role, "login": LOGIN, "password": password, "server": server},
-    )
-    assert response.status_code == 302, response.content.decode()
-    return LinkRequest.objects.latest("id")
-
-
-def decided(request: LinkRequest) -> LinkRequest | None:
-    request.refresh_from_db()
-    return request if request.done else None
-
-
-def test_an_account_is_linked_once_the_terminal_has_logged_in(client, farm, terminal):
+def test_an_account_is_linked_once_the_terminal_has_logged_in(client, mt5_farm, mt5_terminal):
     user = make_user()
     client.force_login(user)
-    farm()
+    mt5_farm()
     request = link(client)
     wait_for(lambda: decided(request), timeout_s=30, what="the link to be decided")
     assert request.status == "succeeded", request.message
@@ -82,11 +44,11 @@ def test_an_account_is_linked_once_the_terminal_has_logged_in(client, farm, term
     ],
 )
 def test_a_refused_login_links_nothing_and_frees_the_slot(
-    client, farm, terminal, password, server, expected
+    client, mt5_farm, mt5_terminal, password, server, expected
 ):
     user = make_user()
     client.force_login(user)
-    farm()
+    mt5_farm()
     request = link(client, password=password, server=server)
     wait_for(lambda: decided(request), timeout_s=30, what="the link to be decided")
     assert request.status == "failed"
@@ -95,10 +57,10 @@ def test_a_refused_login_links_nothing_and_frees_the_slot(
     wait_for(lambda: not Mt5Agent.objects.exists(), what="the slot to be freed")
 
 
-def test_without_a_free_slot_the_link_fails_at_once(client, farm, terminal):
+def test_without_a_free_slot_the_link_fails_at_once(client, mt5_farm, mt5_terminal):
     user = make_user()
     client.force_login(user)
-    farm()
+    mt5_farm()
     first = link(client)
     wait_for(lambda: decided(first), timeout_s=30, what="the first link")
     second = link(client, label="Second MT5")
@@ -107,10 +69,10 @@ def test_without_a_free_slot_the_link_fails_at_once(client, farm, terminal):
     assert "No free terminal slot" in second.message
 
 
-def test_an_agent_that_dies_is_started_again_and_logs_in(client, farm, terminal):
+def test_an_agent_that_dies_is_started_again_and_logs_in(client, mt5_farm, mt5_terminal):
     user = make_user()
     client.force_login(user)
-    farm()
+    mt5_farm()
     request = link(client)
     wait_for(lambda: decided(request), timeout_s=30, what="the link")
     agent = Mt5Agent.objects.get(account__owner=user)

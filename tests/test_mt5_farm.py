@@ -34,6 +34,15 @@ def test_an_account_is_linked_once_the_terminal_has_logged_in(client, mt5_farm, 
     )
     page = client.get(f"/brokers/link/{request.pk}/").content.decode()
     assert PASSWORD not in page
+    # Staff see the slot on the operations page; traders are sent to the staff login.
+    assert client.get("/ops/").status_code == 302
+    staff = make_user("ops@example.com")
+    staff.is_staff = True
+    staff.save()
+    client.force_login(staff)
+    ops = client.get("/ops/").content.decode()
+    assert "C:/MT5/slot-1" in ops and "My MT5 (trader@example.com)" in ops
+    assert "no free slot" in ops and "Connected" in ops
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.urls import include, path
 
 from tradosphere.health import healthz
+from tradosphere.ops import operations
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -15,6 +16,7 @@ def home(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("ops/", operations, name="ops"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("brokers/", include("brokers.urls")),

@@ -119,8 +119,11 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     coid = client_order_id(link1.pk, event.master_ref, event.seq)
     # The daemon had noted both intents before sending.
     for link in (link1, _link2):
-        redis_client.hset("copier:intents", client_order_id(link.pk, event.master_ref, event.seq),
-                          json.dumps({"follower_id": link.follower_id, "link_id": link.pk}))
+        redis_client.hset(
+            "copier:intents",
+            client_order_id(link.pk, event.master_ref, event.seq),
+            json.dumps({"follower_id": link.follower_id, "link_id": link.pk}),
+        )
     paper.open_position(f1.pk, "XAUUSD", Side.BUY, D("2"), D("2350.5"), coid)
 
     copier_daemon()
@@ -129,8 +132,10 @@ def test_after_a_crash_it_reconciles_before_sending(client, setup, copier_daemon
     assert len(open_positions(f1)) == 1, "F1's order must not be sent twice"
     assert PaperRequest.objects.filter(account=f1).count() == 1
     group = (settings.COPIER_STREAM, settings.COPIER_GROUP)
-    wait_for(lambda: redis_client.xpending(*group)["pending"] == 0,
-             what="the recovered event to be acknowledged")
+    wait_for(
+        lambda: redis_client.xpending(*group)["pending"] == 0,
+        what="the recovered event to be acknowledged",
+    )
     assert not redis_client.hgetall("copier:intents"), "reconciled intents are cleared"
 
     close(client, master, position)

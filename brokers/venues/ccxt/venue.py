@@ -9,7 +9,9 @@ param, which ccxt renames to the exchange's own (`newClientOrderId`,
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import re
 import time
 from decimal import Decimal
@@ -35,7 +37,10 @@ from brokers.venues.ccxt.markets import check_order, instrument
 from copier.core import FollowerOrder, Instrument, OrderAction, OrderType, Side
 
 BALANCE_MAX_AGE_S = 2.0
+# Requests ccxt may send at once after a quiet spell (then the exchange's rate).
+BURST_TOKENS = 10.0
 # Our market types (the link form's) as ccxt's sub-types.
+log = logging.getLogger(__name__)
 SUBTYPES = {"swap": "linear", "inverse": "inverse"}
 # How exchanges say a setting is already what was asked (Binance -4046/-4059,
 # Bybit 110043/110025/110026); not every ccxt class maps them to NoChange.
@@ -105,15 +110,43 @@ class CcxtVenue(Venue):
             _rehost(self.exchange.urls["api"], api_host)
         self._free: dict[str, Decimal] = {}
         self._free_at = 0.0
+        self._free_task: asyncio.Task[None] | None = None
+        self._instruments: dict[str, Instrument] = {}
+        self._last_call_ms = 0.0
+        throttler = getattr(self.exchange, "throttler", None)
+        if throttler is not None and throttler.config.get("algorithm") == "leakyBucket":
+            # A burst of BURST_TOKENS requests after a quiet spell, then the
+            # exchange's documented rate (see _credit_idle).
+            throttler.config["capacity"] = BURST_TOKENS
         self.leverage = leverage
         self.margin_mode = margin_mode
         self._prepared: set[str] = set()
         self.hedged: bool | None = None  # the account's position mode, once read
 
     async def close(self) -> None:
+        if self._free_task is not None:
+            self._free_task.cancel()
         await self.exchange.close()
 
+    def _credit_idle(self) -> None:
+        """Give ccxt's leaky bucket the tokens earned while no request was waiting.
+
+        ccxt 4.5's async throttler refills only while a request waits
+        (ccxt/ccxt#25556), so after any request the next one waits its cost x
+        rateLimit however long ago it was: 70 to 250 ms per copied order
+        (docs/performance.md). Crediting idle time keeps the exchange's rate
+        and lets an order after a quiet spell go at once.
+        """
+        throttler = getattr(self.exchange, "throttler", None)
+        now_ms = time.monotonic() * 1000
+        if throttler is not None and not throttler.running and self._last_call_ms:
+            config = throttler.config
+            earned = (now_ms - self._last_call_ms) * config["refillRate"]
+            config["tokens"] = min(config["tokens"] + earned, config["capacity"])
+        self._last_call_ms = now_ms
+
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._credit_idle()
         try:
             return await getattr(self.exchange, method)(*args, **kwargs)
         except ccxt.BaseError as e:
@@ -132,17 +165,43 @@ class CcxtVenue(Venue):
             await self.call("load_markets")
 
     def instrument(self, symbol: str) -> Instrument | None:
+        if (known := self._instruments.get(symbol)) is not None:
+            return known
         market = (self.exchange.markets or {}).get(symbol)
-        return None if market is None else instrument(market, self.exchange.precisionMode)
+        if market is None:
+            return None
+        self._instruments[symbol] = found = instrument(market, self.exchange.precisionMode)
+        return found
 
     async def free_balance(self, refresh: bool = False) -> dict[str, Decimal]:
-        if refresh or time.monotonic() - self._free_at > BALANCE_MAX_AGE_S:
-            balance = await self.call("fetch_balance")
-            self._free = {
-                c: Decimal(str(v)) for c, v in (balance.get("free") or {}).items() if v is not None
-            }
-            self._free_at = time.monotonic()
+        """The free balance by currency.
+
+        Only the first call (or `refresh`) waits for the exchange; afterwards a
+        stale balance is refreshed in the background and the order is checked
+        against the last one read, so no order waits for a balance request. An
+        order the stale figure lets through and the exchange refuses comes back
+        as InsufficientBalance.
+        """
+        if refresh or not self._free_at:
+            await self._read_balance()
+        elif time.monotonic() - self._free_at > BALANCE_MAX_AGE_S and (
+            self._free_task is None or self._free_task.done()
+        ):
+            self._free_task = asyncio.create_task(self._read_balance_quietly())
         return self._free
+
+    async def _read_balance(self) -> None:
+        balance = await self.call("fetch_balance")
+        self._free = {
+            c: Decimal(str(v)) for c, v in (balance.get("free") or {}).items() if v is not None
+        }
+        self._free_at = time.monotonic()
+
+    async def _read_balance_quietly(self) -> None:
+        try:
+            await self._read_balance()
+        except VenueError as e:
+            log.warning("%s: could not refresh the balance: %s", self.exchange_id, e.message)
 
     async def execute(self, order: FollowerOrder, client_order_id: str) -> Report:
         market = (self.exchange.markets or {}).get(order.symbol)
@@ -164,19 +223,21 @@ class CcxtVenue(Venue):
         # The planner rounded to this market's step already; check_order refuses
         # anything else rather than letting ccxt truncate it silently.
         amount = order.volume
+        closing = order.action in (OrderAction.CLOSE, OrderAction.REDUCE)
+        # Derivatives need the balance only to check margin at a known leverage.
+        needs_balance = not market.get("contract") or (bool(self.leverage) and not closing)
         check_order(
             market,
             self.exchange.precisionMode,
             order.side,
             amount,
             order.reference_price,
-            await self.free_balance(),
+            await self.free_balance() if needs_balance else {},
             limit_price=limit,
             leverage=self.leverage if market.get("contract") else None,
             reduce_only=order.action in (OrderAction.CLOSE, OrderAction.REDUCE),
         )
         params: dict[str, Any] = {"clientOrderId": coid}
-        closing = order.action in (OrderAction.CLOSE, OrderAction.REDUCE)
         if market.get("contract"):
             await self._prepare(market, opening=not closing)
             if closing and capabilities(self.exchange_id).supports_reduce_only:
@@ -194,13 +255,29 @@ class CcxtVenue(Venue):
             float(order.reference_price) if limit else None,
             params,
         )
-        self._free_at = 0.0
         if placed.get("filled") is None and placed.get("amount") is None:
             # Some exchanges (Bybit) acknowledge with ids only: read the order back.
             found = await self.find(coid, order.symbol)
             if found is not None:
-                return dataclasses.replace(found, created=True)
-        return self._report(placed, coid, created=True, fallback=order)
+                report = dataclasses.replace(found, created=True)
+                self._account_for(market, report)
+                return report
+        report = self._report(placed, coid, created=True, fallback=order)
+        self._account_for(market, report)
+        return report
+
+    def _account_for(self, market: dict[str, Any], report: Report) -> None:
+        """Move the cached spot balance by a fill at once (the background refresh
+        that follows has the last word), so the next order, e.g. the close of
+        this one, is checked against what the account now holds."""
+        self._free_at = min(self._free_at, time.monotonic() - BALANCE_MAX_AGE_S - 1)
+        if market.get("contract") or not report.volume or not self._free:
+            return
+        base, quote = market["base"], market["quote"]
+        cost = report.volume * report.price
+        sign = 1 if report.side is Side.BUY else -1
+        self._free[base] = self._free.get(base, Decimal(0)) + sign * report.volume
+        self._free[quote] = self._free.get(quote, Decimal(0)) - sign * cost
 
     async def _prepare(self, market: dict[str, Any], opening: bool) -> None:
         """Before a symbol's first order: read the position mode; before its first

@@ -231,3 +231,39 @@ def test_a_lost_terminal_connection_is_reported_and_orders_say_the_outcome_is_un
     hub.wait("status", where=lambda m: m.body.get("connected") is True, after=len(hub.seen))
     report = hub.wait("result", execute(hub, COID)).body["report"]
     assert report["created"] is True and len(terminal.positions(LOGIN)) == 1
+
+
+def test_an_order_sent_just_before_a_crash_is_found_not_sent_again(agent, terminal):
+    """The command is delivered again after the restart; the order it already placed
+    (our id in its comment) is found in the terminal and answered, not repeated."""
+    hub, start = agent
+    proc = start()
+    hub.wait("hello")
+    hub.login()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    # What the dead agent had done: the order is in the terminal with our id...
+    terminal.trade_by_hand(LOGIN, "EURUSD", "buy", "0.10", comment=COID)
+    # ...and its command is still undelivered (it died before answering).
+    command = execute(hub, COID)
+    mark = len(hub.seen)
+    start()
+    hub.wait("hello", after=mark)
+    hub.login()
+    answer = hub.wait("result", command).body
+    assert answer["report"]["created"] is False
+    assert len(terminal.positions(LOGIN)) == 1
+    assert not [r for r in terminal.requests() if r["request"].get("comment") == COID]
+
+
+def test_a_lost_reply_is_an_unknown_outcome_and_the_retry_finds_the_order(agent, terminal):
+    hub, start = agent
+    start()
+    hub.wait("hello")
+    hub.login()
+    terminal.fail_next_order_send(executed=True)  # carried out, but no answer came back
+    first = hub.wait("result", execute(hub, COID)).body
+    assert (first["error"], first["outcome_unknown"]) == ("VenueUnavailable", True)
+    again = hub.wait("result", execute(hub, COID)).body["report"]
+    assert again["created"] is False
+    assert len(terminal.positions(LOGIN)) == 1

@@ -163,6 +163,7 @@ class Agent:
         self._relogin_at = 0.0
         self._relogin_failures = 0
         self._event_n = 0
+        self.deferred: list[tuple[str, dict[str, str]]] = []
 
     # -- wire ------------------------------------------------------------------------
 
@@ -209,6 +210,12 @@ class Agent:
             self.hub.xack(self.commands, protocol.AGENT_GROUP, msg_id)
             self.emit("status", {**self.status_body(), "refused": self.refused, "why": str(e)})
             return
+        if command.kind in ("execute", "find") and not self.logged_in:
+            # Not logged in yet (just restarted): answer once the login is done,
+            # unless the command grows stale first. Not acknowledged until then.
+            if all(m != msg_id for m, _ in self.deferred):
+                self.deferred.append((msg_id, fields))
+            return
         if command.id in self.answered:
             # A replay: the same answer again, nothing carried out twice.
             kind, body = self.answered[command.id]["kind"], self.answered[command.id]["body"]
@@ -221,6 +228,19 @@ class Agent:
                     self.answered.popitem(last=False)
                 self.emit(kind, body, reply_to=command.id)
         self.hub.xack(self.commands, protocol.AGENT_GROUP, msg_id)
+
+    def _expire_deferred(self) -> None:
+        """Commands that waited for a login too long: say so, rather than act late."""
+        horizon = now_ms() - protocol.MAX_SKEW_MS
+        kept = []
+        for msg_id, fields in self.deferred:
+            if int(fields.get("ts", "0") or 0) >= horizon:
+                kept.append((msg_id, fields))
+                continue
+            self.hub.xack(self.commands, protocol.AGENT_GROUP, msg_id)
+            error = VenueUnavailable("the terminal is not logged in")
+            self.emit("result", error_to_wire(error), reply_to=fields.get("id", ""))
+        self.deferred = kept
 
     def carry_out(self, command: protocol.Message) -> tuple[str, dict[str, Any]]:
         body = command.body
@@ -327,6 +347,12 @@ class Agent:
             self._send_state(self.mt5.positions_get(), self.mt5.orders_get())
 
     def tick(self) -> None:
+        if self.deferred and self.logged_in:
+            waiting, self.deferred = self.deferred, []
+            for msg_id, fields in waiting:
+                self.handle(msg_id, fields)
+        elif self.deferred:
+            self._expire_deferred()
         now = time.monotonic()
         if self.account is not None and now >= self._health_at:
             self._health_at = now + HEALTH_EVERY_S
@@ -531,6 +557,15 @@ class Agent:
             d = deals[-1]
             volume = sum((Decimal(repr(x.volume)) for x in deals), Decimal(0))
             return self._found(coid, f"P{d.position_id}", d.symbol, d.type, volume, d.price)
+        # An order of ours that left no deal: a pending order since cancelled or
+        # expired, or a modification of a pending order.
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS)
+        end = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        for o in reversed(self.mt5.history_orders_get(start, end) or ()):
+            if ours(o):
+                return self._found(
+                    coid, f"O{o.ticket}", o.symbol, o.type % 2, o.volume_initial, o.price_open
+                )
         return None
 
     def _found(

@@ -334,6 +334,8 @@ class Mt5Agent(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTING)
     detail = models.CharField(max_length=300, blank=True, default="")
     server = models.CharField(max_length=100, blank=True, default="")
+    # False for an account logged in with its investor (read-only) password.
+    trade_allowed = models.BooleanField(default=True)
     ping_ms = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
     pid = models.IntegerField(null=True, blank=True)
     restarts = models.PositiveIntegerField(default=0)

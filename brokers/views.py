@@ -26,6 +26,7 @@ from brokers.models import (
     BrokerAccount,
     ExchangeMarkets,
     MasterWatch,
+    Mt5Agent,
     PaperAccount,
     PaperOrder,
     PaperRequest,
@@ -154,6 +155,7 @@ def render_exchange(
         "account": account,
         "settings_form": form,
         "watch": MasterWatch.objects.filter(account=account).first(),
+        "mt5": Mt5Agent.objects.filter(account=account).first(),
         "needs_symbols": capabilities(account.exchange).my_trades_need_symbol,
     }
     return render(

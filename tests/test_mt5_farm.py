@@ -96,3 +96,23 @@ def test_an_agent_that_dies_is_started_again_and_logs_in(client, mt5_farm, mt5_t
         timeout_s=30,
         what="the agent restarted and logged in again",
     )
+
+
+def test_an_investor_password_links_a_read_only_master_and_the_site_says_so(
+    client, mt5_farm, mt5_terminal
+):
+    user = make_user()
+    client.force_login(user)
+    mt5_farm()
+    request = link(client, password=INVESTOR, role="master")
+    wait_for(lambda: decided(request), timeout_s=30, what="the link")
+    assert request.status == "succeeded", request.message
+    assert "investor (read-only) password" in request.warnings
+    account = BrokerAccount.objects.get(pk=request.account_id)
+    wait_for(
+        lambda: Mt5Agent.objects.filter(account=account, trade_allowed=False).exists(),
+        what="the agent's report",
+    )
+    page = client.get(f"/brokers/{account.pk}/").content.decode()
+    assert "cannot place or close trades on it" in page
+    assert INVESTOR not in page

@@ -263,6 +263,7 @@ class Farm:
             Mt5Agent.objects.filter(pk=agent.pk).update(
                 status=Mt5Agent.Status.CONNECTED,
                 server=body.get("server", ""),
+                trade_allowed=bool(body.get("trade_allowed", True)),
                 symbols=body.get("symbols") or {},
                 detail="",
             )

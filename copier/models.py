@@ -229,6 +229,9 @@ class MasterEventRecord(models.Model):
     kind = models.CharField(max_length=32)
     master_ref = models.CharField(max_length=64)
     payload = models.JSONField()
+    # The id a remote detector gave the event (an MT5 agent's message id), so an
+    # event delivered twice is recorded once.
+    external_id = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001 - NULL: no id
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 
@@ -236,6 +239,11 @@ class MasterEventRecord(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "seq"], name="unique_event_seq"),
+            models.UniqueConstraint(
+                fields=["account", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="unique_external_event",
+            ),
         ]
         indexes = [models.Index(fields=["published_at", "created_at"])]
 

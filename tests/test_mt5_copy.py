@@ -85,3 +85,49 @@ def test_trades_by_hand_on_an_mt5_master_are_copied_to_paper(
     wait_for(lambda: copies() == [("buy", D("0.2"))], what="the copied partial close")
     mt5_terminal.close_by_hand(ticket)
     wait_for(lambda: copies() == [], what="the copied close")
+
+
+def test_a_farm_restart_leaves_one_agent_per_terminal_and_copies_once(
+    client, mt5_farm, mt5_terminal, copier_daemon
+):
+    import os
+    import signal
+
+    from copier.models import MasterEventRecord
+
+    user = make_user()
+    client.force_login(user)
+    farm_proc = mt5_farm()
+    master = linked(client, Role.MASTER)
+    follower = make_paper(user, "Paper follower")
+    make_link(master, follower, "1")
+    copier_daemon()
+    old_pid = Mt5Agent.objects.get(account=master).pid
+
+    os.kill(farm_proc.popen.pid, signal.SIGKILL)  # the farm dies; its agent is orphaned
+    farm_proc.popen.wait(5)
+    ticket = mt5_terminal.trade_by_hand(LOGIN, "EURUSD", "sell", "0.20")
+    mt5_farm()
+    wait_for(
+        lambda: (
+            not os.path.exists(f"/proc/{old_pid}")
+            or b"zombie" in open(f"/proc/{old_pid}/status", "rb").read().lower()
+        ),
+        what="the orphaned agent to stop",
+    )
+
+    def copies():
+        return [
+            (p.side, p.volume)
+            for p in PaperPosition.objects.filter(account=follower, closed_at=None)
+        ]
+
+    wait_for(lambda: copies() == [("sell", D("0.2"))], timeout_s=20, what="one copy")
+    mt5_terminal.close_by_hand(ticket)
+    wait_for(lambda: copies() == [], what="the copy closed")
+    kinds = list(
+        MasterEventRecord.objects.filter(account=master)
+        .order_by("seq")
+        .values_list("kind", flat=True)
+    )
+    assert kinds == ["position_opened", "position_closed"]

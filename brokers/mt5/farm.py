@@ -24,10 +24,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -73,7 +75,8 @@ class Farm:
     slots: list[str] = field(default_factory=lambda: list(settings.MT5_TERMINAL_SLOTS))
     children: dict[str, Child] = field(default_factory=dict)
     not_before: dict[str, float] = field(default_factory=dict)
-    consumer: str = field(default_factory=lambda: f"farm-{os.getpid()}")
+    # A stable name: events a dead farm read but did not finish are read again.
+    consumer: str = field(default_factory=lambda: os.environ.get("MT5_FARM_NAME", "farm-1"))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -83,6 +86,21 @@ class Farm:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        self.stop_orphans()
+        self.handle_events(block_ms=0, backlog=True)
+
+    def stop_orphans(self) -> None:
+        """Agents a dead farm left running: one terminal must never have two agents."""
+        for agent in Mt5Agent.objects.exclude(pid=None):
+            try:
+                with open(f"/proc/{agent.pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if b"brokers.mt5.agent" in cmdline and agent.agent_id.encode() in cmdline:
+                log.warning("stopping agent %s left by an earlier farm", agent.agent_id)
+                with contextlib.suppress(OSError):
+                    os.kill(agent.pid, signal.SIGTERM)
 
     def step(self, block_ms: int = 200) -> None:
         self.assign_slots()
@@ -194,9 +212,13 @@ class Farm:
 
     # -- events ------------------------------------------------------------------------
 
-    def handle_events(self, block_ms: int) -> None:
+    def handle_events(self, block_ms: int, backlog: bool = False) -> None:
         reply = self.client.xreadgroup(
-            "farm", self.consumer, {protocol.EVENT_STREAM: ">"}, count=200, block=block_ms
+            "farm",
+            self.consumer,
+            {protocol.EVENT_STREAM: "0" if backlog else ">"},
+            count=1000,
+            block=None if backlog else block_ms,
         )
         tokens = {a.agent_id: a.token for a in Mt5Agent.objects.all()}
         for _, entries in reply or []:
@@ -293,6 +315,8 @@ class Farm:
 
     def record_master(self, account: BrokerAccount, event: protocol.Message) -> None:
         body = event.body
+        if MasterEventRecord.objects.filter(account=account, external_id=event.id).exists():
+            return  # delivered again after a farm restart: recorded already
         with transaction.atomic():
             BrokerAccount.objects.filter(pk=account.pk).update(event_seq=F("event_seq") + 1)
             seq = BrokerAccount.objects.values_list("event_seq", flat=True).get(pk=account.pk)
@@ -326,6 +350,7 @@ class Farm:
                 kind=master.kind.value,
                 master_ref=master.master_ref,
                 payload=master.to_wire(),
+                external_id=event.id,
             )
         try:
             self.client.xadd(

@@ -304,9 +304,24 @@ def exchange_choices() -> list[tuple[str, str]]:
     return [(exchange_id, exchange_id) for exchange_id in sorted(ccxt.exchanges)]
 
 
-class ExchangeLinkForm(forms.Form):
+class _NewAccountForm(forms.Form):
+    """A new linked account: a label the owner has not used yet, and a role."""
+
     label = forms.CharField(max_length=80)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
+
+    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.owner = owner
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
+            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
+        return label
+
+
+class ExchangeLinkForm(_NewAccountForm):
     exchange = forms.ChoiceField(
         choices=exchange_choices,
         widget=forms.TextInput(attrs={"list": "exchanges"}),
@@ -324,16 +339,6 @@ class ExchangeLinkForm(forms.Form):
     )
     sandbox = forms.BooleanField(required=False, label="Use the exchange's testnet")
 
-    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.owner = owner
-
-    def clean_label(self) -> str:
-        label = self.cleaned_data["label"].strip()
-        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
-            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
-        return label
-
     def clean(self) -> dict[str, object]:
         import ccxt
 
@@ -350,9 +355,7 @@ class ExchangeLinkForm(forms.Form):
         return data
 
 
-class Mt5LinkForm(forms.Form):
-    label = forms.CharField(max_length=80)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
+class Mt5LinkForm(_NewAccountForm):
     login = forms.IntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Your MetaTrader 5 account number."
     )
@@ -367,16 +370,6 @@ class Mt5LinkForm(forms.Form):
         strip=True,
         help_text="Exactly as your broker writes it, e.g. “ICMarketsSC-Demo”.",
     )
-
-    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.owner = owner
-
-    def clean_label(self) -> str:
-        label = self.cleaned_data["label"].strip()
-        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
-            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
-        return label
 
     def clean_server(self) -> str:
         server = self.cleaned_data["server"]

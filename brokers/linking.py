@@ -107,21 +107,22 @@ def validate_link_request(request_id: int) -> None:
     try:
         markets, warnings = asyncio.run(_check(request, credentials))
     except LinkRefused as e:
-        _fail(request, str(e))
+        fail_link(request, str(e))
         return
     except Exception:
         log.exception("checking link request %s failed", request.pk)
-        _fail(request, "An unexpected error stopped the check; nothing was linked. Try again.")
+        fail_link(request, "An unexpected error stopped the check; nothing was linked. Try again.")
         return
     try:
         account = _create_account(request, credentials, markets, warnings)
     except IntegrityError:
-        _fail(request, f"You already have an account labelled “{request.label}”.")
+        fail_link(request, f"You already have an account labelled “{request.label}”.")
         return
     log.info("linked %s account %s for user %s", request.exchange, account.pk, request.owner_id)
 
 
-def _fail(request: LinkRequest, message: str) -> None:
+def fail_link(request: LinkRequest, message: str) -> None:
+    """A link request refused: say why, and wipe the credentials it held."""
     LinkRequest.objects.filter(pk=request.pk).update(
         status=LinkRequest.Status.FAILED, message=message, credentials="", progress=""
     )

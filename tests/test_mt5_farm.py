@@ -48,7 +48,8 @@ def test_an_account_is_linked_once_the_terminal_has_logged_in(client, mt5_farm, 
 @pytest.mark.parametrize(
     "password, server, expected",
     [
-        ("wrong-pw", "StandIn-Demo", "Wrong login or password"),
+        ("wrong-pw", "StandIn-Demo", "a wrong login or password, or a server name"),
+        (PASSWORD, "NoSuch-Server", "a wrong login or password, or a server name"),
         (INVESTOR, "StandIn-Demo", "investor (read-only) password: it can only lead"),
     ],
 )

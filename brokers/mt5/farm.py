@@ -42,6 +42,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from brokers.linking import fail_link as fail
 from brokers.models import BrokerAccount, LinkRequest, Mt5Agent, Role, Venue
 from brokers.mt5 import protocol
 from copier.core import EventKind, MasterEvent, OrderType, Side
@@ -383,14 +384,11 @@ def explain_login(body: dict[str, Any]) -> str:
                 "The terminal does not know that server name. Copy it exactly as your "
                 f"broker writes it (for example “ICMarketsSC-Demo”). ({message})"
             )
-        return f"Wrong login or password: the broker refused them. ({message})"
+        return (
+            "The broker refused the login: a wrong login or password, or a server name it "
+            f"does not know. Check all three exactly as your broker writes them. ({message})"
+        )
     return f"The terminal could not log in: {message}"
-
-
-def fail(request: LinkRequest, message: str) -> None:
-    LinkRequest.objects.filter(pk=request.pk).update(
-        status=LinkRequest.Status.FAILED, message=message, credentials="", progress=""
-    )
 
 
 @transaction.atomic

@@ -1,12 +1,16 @@
 """Publishing master events from the outbox table to the Redis stream."""
 
 import logging
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from brokers.models import BrokerAccount
+from copier.core import MasterEvent
 from copier.models import MasterEventRecord
 from tradosphere.bus import LINKS_VERSION_KEY, sync_redis
 
@@ -56,3 +60,34 @@ def bump_links_version() -> None:
             log.warning("could not announce a copy link change: %s", e)
 
     transaction.on_commit(bump)
+
+
+def append_events(
+    account_id: int, drafts: list[dict[str, Any]]
+) -> list[tuple[int, dict[str, str]]]:
+    """Number master events and store them in the outbox; call inside a transaction.
+
+    `drafts` hold `MasterEvent` fields except `source` and `seq`. Returns
+    (record id, wire form) per event, for publishing after the commit.
+    """
+    if not drafts:
+        return []
+    account = BrokerAccount.objects.select_for_update().get(pk=account_id)
+    first = account.event_seq + 1
+    BrokerAccount.objects.filter(pk=account_id).update(event_seq=F("event_seq") + len(drafts))
+    records = []
+    for i, draft in enumerate(drafts):
+        external_id = draft.pop("external_id", None)
+        event = MasterEvent(source=account.event_source, seq=first + i, **draft)
+        records.append(
+            MasterEventRecord(
+                account_id=account_id,
+                seq=event.seq,
+                kind=event.kind.value,
+                master_ref=event.master_ref,
+                payload=event.to_wire(),
+                external_id=external_id,
+            )
+        )
+    MasterEventRecord.objects.bulk_create(records)
+    return [(r.pk, r.payload) for r in records]

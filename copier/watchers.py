@@ -48,10 +48,10 @@ from brokers.models import BrokerAccount, MasterWatch
 from brokers.venues.base import TemporaryVenueError, VenueError
 from brokers.venues.ccxt.venue import CcxtVenue
 from brokers.venues.ccxt.watch import FillSource
-from copier.core import EventKind, MasterEvent
+from copier.core import EventKind
 from copier.core.lots import Book, Fill, LotEvent
 from copier.core.sizing import plain
-from copier.models import MasterEventRecord
+from copier.outbox import append_events
 from tradosphere.db import drop_broken_connection
 
 log = logging.getLogger("copier.watch")
@@ -132,41 +132,25 @@ def record_events(
 ) -> list[tuple[int, dict[str, str]]]:
     """Number the events, store them in the outbox and save the book, atomically."""
     with transaction.atomic():
-        account = BrokerAccount.objects.select_for_update().get(pk=account_id)
-        first = account.event_seq + 1
-        if events:
-            BrokerAccount.objects.filter(pk=account_id).update(
-                event_seq=F("event_seq") + len(events)
-            )
-        records = []
-        for i, e in enumerate(events):
-            event = MasterEvent(
-                source=account.event_source,
-                seq=first + i,
-                kind=e.kind,
-                master_ref=e.master_ref,
-                symbol=e.symbol,
-                side=e.side,
-                volume=plain(e.volume),
-                price=plain(e.price),
-                ts_event_ms=e.ts_ms,
-                remaining_volume=(
+        drafts = [
+            {
+                "kind": e.kind,
+                "master_ref": e.master_ref,
+                "symbol": e.symbol,
+                "side": e.side,
+                "volume": plain(e.volume),
+                "price": plain(e.price),
+                "ts_event_ms": e.ts_ms,
+                "remaining_volume": (
                     plain(e.remaining_volume) if e.remaining_volume is not None else None
                 ),
-                master_balance=balance,
-                master_equity=balance,
-                contract_size=contract_sizes.get(e.symbol),
-            )
-            records.append(
-                MasterEventRecord(
-                    account_id=account_id,
-                    seq=event.seq,
-                    kind=e.kind.value,
-                    master_ref=e.master_ref,
-                    payload=event.to_wire(),
-                )
-            )
-        MasterEventRecord.objects.bulk_create(records)
+                "master_balance": balance,
+                "master_equity": balance,
+                "contract_size": contract_sizes.get(e.symbol),
+            }
+            for e in events
+        ]
+        records = append_events(account_id, drafts)
         defaults: dict[str, object] = {"book": book}
         if n_fills:
             defaults["fills"] = F("fills") + n_fills
@@ -176,7 +160,7 @@ def record_events(
             MasterWatch.objects.create(
                 account_id=account_id, book=book, fills=n_fills, last_fill_at=timezone.now()
             )
-    return [(r.pk, r.payload) for r in records]
+    return records
 
 
 # -- one master ---------------------------------------------------------------------------

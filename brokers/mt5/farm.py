@@ -45,9 +45,9 @@ from django.utils import timezone
 from brokers.linking import fail_link as fail
 from brokers.models import BrokerAccount, LinkRequest, Mt5Agent, Role, Venue
 from brokers.mt5 import protocol
-from copier.core import EventKind, MasterEvent, OrderType, Side
+from copier.core import EventKind, OrderType, Side
 from copier.models import MasterEventRecord
-from copier.outbox import STREAM_MAXLEN, bump_links_version
+from copier.outbox import STREAM_MAXLEN, append_events, bump_links_version
 
 log = logging.getLogger("mt5.farm")
 
@@ -318,46 +318,36 @@ class Farm:
         body = event.body
         if MasterEventRecord.objects.filter(account=account, external_id=event.id).exists():
             return  # delivered again after a farm restart: recorded already
+
+        def dec(name: str) -> Decimal | None:
+            value = body.get(name)
+            return None if value in (None, "") else Decimal(str(value))
+
+        draft = {
+            "kind": EventKind(body["kind"]),
+            "master_ref": str(body["master_ref"]),
+            "symbol": str(body["symbol"]),
+            "side": Side(body["side"]),
+            "volume": Decimal(str(body["volume"])),
+            "price": Decimal(str(body["price"])),
+            "ts_event_ms": int(body["ts_event_ms"]),
+            "order_type": OrderType(body.get("order_type") or "market"),
+            "sl": dec("sl"),
+            "tp": dec("tp"),
+            "remaining_volume": dec("remaining_volume"),
+            "position_ref": body.get("position_ref"),
+            "master_balance": dec("balance"),
+            "master_equity": dec("equity"),
+            "contract_size": dec("contract_size"),
+            "external_id": event.id,
+        }
         with transaction.atomic():
-            BrokerAccount.objects.filter(pk=account.pk).update(event_seq=F("event_seq") + 1)
-            seq = BrokerAccount.objects.values_list("event_seq", flat=True).get(pk=account.pk)
-
-            def dec(name: str) -> Decimal | None:
-                value = body.get(name)
-                return None if value in (None, "") else Decimal(str(value))
-
-            master = MasterEvent(
-                source=account.event_source,
-                seq=seq,
-                kind=EventKind(body["kind"]),
-                master_ref=str(body["master_ref"]),
-                symbol=str(body["symbol"]),
-                side=Side(body["side"]),
-                volume=Decimal(str(body["volume"])),
-                price=Decimal(str(body["price"])),
-                ts_event_ms=int(body["ts_event_ms"]),
-                order_type=OrderType(body.get("order_type") or "market"),
-                sl=dec("sl"),
-                tp=dec("tp"),
-                remaining_volume=dec("remaining_volume"),
-                position_ref=body.get("position_ref"),
-                master_balance=dec("balance"),
-                master_equity=dec("equity"),
-                contract_size=dec("contract_size"),
-            )
-            record = MasterEventRecord.objects.create(
-                account=account,
-                seq=seq,
-                kind=master.kind.value,
-                master_ref=master.master_ref,
-                payload=master.to_wire(),
-                external_id=event.id,
-            )
+            [(record_id, payload)] = append_events(account.pk, [draft])
         try:
             self.client.xadd(
-                settings.COPIER_STREAM, record.payload, maxlen=STREAM_MAXLEN, approximate=True
+                settings.COPIER_STREAM, payload, maxlen=STREAM_MAXLEN, approximate=True
             )
-            MasterEventRecord.objects.filter(pk=record.pk).update(published_at=timezone.now())
+            MasterEventRecord.objects.filter(pk=record_id).update(published_at=timezone.now())
         except redis.RedisError as e:
             log.warning("master event waits in the outbox: %s", e)
 

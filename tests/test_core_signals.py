@@ -605,6 +605,12 @@ def test_an_alert_id_of_another_kind_is_refused(value, described):
     assert (e.field, e.message) == ("alert_id", f"must be text or a number, not {described}")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), D("sNaN")])
+def test_an_alert_id_that_is_not_a_finite_number_is_refused(value):
+    e = error(buy(alert_id=value))
+    assert (e.field, e.message) == ("alert_id", f"must be text or a finite number, not {value}")
+
+
 def test_alert_id_and_comment_lengths():
     assert parse_signal(buy(alert_id="a" * 100, comment="c" * 200)).comment == "c" * 200
     e = error(buy(alert_id="a" * 101))

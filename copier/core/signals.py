@@ -461,9 +461,10 @@ def _alert_id(fields: Mapping[object, object]) -> str | None:
     if isinstance(value, int):
         text: str | None = str(value)
     elif isinstance(value, float | Decimal):
-        if not math.isfinite(value):
+        number = Decimal(repr(value)) if isinstance(value, float) else value
+        if not number.is_finite():
             raise SignalError("alert_id", f"must be text or a finite number, not {value}")
-        text = _show(Decimal(repr(value)) if isinstance(value, float) else value)
+        text = _show(number)
     else:
         text = _text(fields, "alert_id", what="text or a number")
     if text is not None and len(text) > MAX_ALERT_ID:

@@ -11,6 +11,7 @@ class Venue(models.TextChoices):
     PAPER = "paper", "Paper"
     CCXT = "ccxt", "Crypto exchange"
     MT5 = "mt5", "MetaTrader 5"
+    WEBHOOK = "webhook", "Signal webhook"
 
 
 class Role(models.TextChoices):
@@ -353,3 +354,82 @@ class Mt5Agent(models.Model):
 
     def __str__(self) -> str:
         return f"MT5 agent {self.agent_id} ({self.slot}): {self.status}"
+
+
+class SignalSource(models.Model):
+    """A webhook master: TradingView-style alerts POSTed to /hooks/<token>.
+
+    Only the token's SHA-256 is stored (and its last four characters, for
+    recognising it); the HMAC secret, needed to check signatures, is encrypted.
+    Its positions (`SignalPosition`) are what its signals opened and have not
+    closed; its followers copy them like any master's.
+    """
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, primary_key=True, related_name="signal_source"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_hint = models.CharField(max_length=8)
+    hmac_secret = encrypt(models.CharField(max_length=100, blank=True, default=""))
+    require_signature = models.BooleanField(default=False)
+    dedup_window_s = models.PositiveIntegerField(default=60)
+    position_aware = models.BooleanField(default=True)
+    allow_pyramiding = models.BooleanField(default=False)
+    # The equity qty_pct and risk_pct sizes refer to.
+    equity = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("10000"))
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"signal source {self.account.label}"
+
+
+class SignalPosition(models.Model):
+    """A position (or pending order) a signal source holds."""
+
+    source = models.ForeignKey(SignalSource, on_delete=models.CASCADE, related_name="positions")
+    ref = models.CharField(max_length=40)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=SIDES)
+    volume = models.DecimalField(max_digits=24, decimal_places=10)
+    price = models.DecimalField(**PRICE)
+    is_order = models.BooleanField(default=False)
+    opened_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "ref"], name="unique_signal_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.volume} {self.symbol} ({self.ref})"
+
+
+class SignalLog(models.Model):
+    """Every signal a source received, with what became of it."""
+
+    class Outcome(models.TextChoices):
+        EXECUTED = "executed", "Executed"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate"
+        FAILED = "failed", "Failed"
+
+    source = models.ForeignKey(SignalSource, on_delete=models.CASCADE, related_name="signals")
+    signal_id = models.CharField(max_length=40, unique=True)
+    alert_id = models.CharField(max_length=100, blank=True, default="")
+    action = models.CharField(max_length=16, blank=True, default="")
+    symbol = models.CharField(max_length=32, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    received_at = models.DateTimeField()
+    # From the 202 to the events on the copier stream.
+    latency_ms = models.DecimalField(max_digits=10, decimal_places=1, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["source", "-id"])]
+
+    def __str__(self) -> str:
+        return f"signal {self.signal_id}: {self.outcome}"

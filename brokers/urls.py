@@ -1,6 +1,6 @@
 from django.urls import path
 
-from brokers import views, views_linking, views_trading
+from brokers import views, views_linking, views_signals, views_trading
 
 app_name = "brokers"
 position = "<int:pk>/positions/<int:position_id>"
@@ -10,6 +10,9 @@ urlpatterns = [
     path("new/", views.account_new, name="new"),
     path("link/exchange/", views_linking.exchange_link, name="link_exchange"),
     path("link/mt5/", views_linking.mt5_link, name="link_mt5"),
+    path("signals/new/", views_signals.source_new, name="signal_new"),
+    path("<int:pk>/signals/rotate/", views_signals.source_rotate, name="signal_rotate"),
+    path("<int:pk>/signals/revoke/", views_signals.source_revoke, name="signal_revoke"),
     path("link/<int:pk>/", views_linking.link_progress, name="link_progress"),
     path("link/<int:pk>/status/", views_linking.link_status, name="link_status"),
     path("<int:pk>/", views.account_detail, name="detail"),

@@ -126,6 +126,10 @@ def _detail_context(
 @login_required
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
+    if account.venue == Venue.WEBHOOK:
+        from brokers.views_signals import render_source
+
+        return render_source(request, account)
     if account.venue != Venue.PAPER:
         return render_exchange(request, account)
     return render(request, "brokers/account_detail.html", _detail_context(account))

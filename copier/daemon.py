@@ -48,6 +48,7 @@ from copier.ledger import LinkCache, LinkInfo, Outcome
 from copier.models import Execution
 from copier.notify import user_group
 from copier.outbox import STREAM_MAXLEN
+from copier.signals import SignalConsumer
 from copier.watchers import WatcherPool
 from tradosphere.bus import COPIER_HEARTBEAT_KEY, LINKS_VERSION_KEY, async_redis
 
@@ -92,6 +93,7 @@ class CopierDaemon:
             loop.add_signal_handler(sig, self.stopping.set)
         self.redis = async_redis()
         self.watchers = WatcherPool(self.redis, self.publish_records, db)
+        self.signals = SignalConsumer(self.redis, self.publish_records, db, self.consumer)
         await self.ensure_group()
         log.info("copier %s started (pid %d) on stream %s", self.consumer, os.getpid(), self.stream)
         await self.heartbeat()
@@ -101,6 +103,7 @@ class CopierDaemon:
             asyncio.create_task(self.every(2.0, self.sweep_outbox)),
             asyncio.create_task(self.every(LINKS_MAX_AGE_S, self.reload_links)),
             asyncio.create_task(self.every(5.0, self.watchers.renew)),
+            asyncio.create_task(self.signals.run()),
         ]
         await self.refresh_links(force=True)
         try:

@@ -150,8 +150,18 @@ def _alive(proc: Proc) -> bool:
 
 
 @pytest.fixture
-def web_server(start_process):  # type: ignore[no-untyped-def]
+def web_server(start_web):  # type: ignore[no-untyped-def]
     """A running Daphne serving the real ASGI application; yields its base URL."""
+    return start_web()
+
+
+@pytest.fixture
+def start_web(start_process):  # type: ignore[no-untyped-def]
+    """Start a Daphne with extra environment; returns its base URL."""
+    return lambda **env: _daphne(start_process, **env)
+
+
+def _daphne(start_process, **env: str) -> str:  # type: ignore[no-untyped-def]
     port = free_port()
     proc = start_process(
         "web",
@@ -165,6 +175,7 @@ def web_server(start_process):  # type: ignore[no-untyped-def]
             str(port),
             "tradosphere.asgi:application",
         ],
+        **env,
     )
 
     def up() -> bool:

@@ -236,6 +236,10 @@ except json.JSONDecodeError as e:
     raise ImproperlyConfigured(f"MT5_AGENT_ENV must be a JSON object: {e}") from None
 MT5_POLL_MS = envint("MT5_POLL_MS", "10")
 
+# Signal webhooks: rate limits per minute until plans (billing) set them.
+SIGNALS_PER_MINUTE_PER_SOURCE = envint("SIGNALS_PER_MINUTE_PER_SOURCE", "600")
+SIGNALS_PER_MINUTE_PER_USER = envint("SIGNALS_PER_MINUTE_PER_USER", "1200")
+
 # Copier tuning.
 COPIER_STREAM = os.environ.get("COPIER_STREAM", "copier:events")
 COPIER_GROUP = os.environ.get("COPIER_GROUP", "copier")

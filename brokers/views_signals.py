@@ -1,0 +1,173 @@
+"""Signal sources: create one, see its URL and template, rotate or revoke its token."""
+
+import secrets
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from brokers.hooks import forget_source, token_hash
+from brokers.models import BrokerAccount, Role, SignalSource, Venue
+from copier.outbox import bump_links_version
+
+TEMPLATE = """{
+  "action": "{{strategy.order.action}}",
+  "ticker": "{{ticker}}",
+  "qty": "{{strategy.order.contracts}}",
+  "price": "{{close}}",
+  "alert_id": "{{strategy.order.id}}-{{timenow}}",
+  "comment": "{{strategy.order.comment}}"
+}"""
+
+
+class SignalSourceForm(forms.Form):
+    label = forms.CharField(max_length=80)
+    equity = forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("1"),
+        initial=Decimal("10000"),
+        help_text="What qty_pct and risk_pct sizes refer to.",
+    )
+    dedup_window_s = forms.IntegerField(
+        min_value=0,
+        max_value=86400,
+        initial=60,
+        label="Duplicate window (s)",
+        help_text="The same alert_id, or the same body, within this window is not copied twice.",
+    )
+    position_aware = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Refuse a buy while long (and a sell while short) unless pyramiding is on.",
+    )
+    allow_pyramiding = forms.BooleanField(required=False)
+    require_signature = forms.BooleanField(
+        required=False,
+        help_text="Also require an HMAC-SHA256 signature header with a timestamp (5 minutes).",
+    )
+
+    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.owner = owner
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
+            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
+        return label
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _hook_url(request: HttpRequest, token: str) -> str:
+    return request.build_absolute_uri(f"/hooks/{token}")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def source_new(request: HttpRequest) -> HttpResponse:
+    form = SignalSourceForm(request.POST or None, owner=request.user)
+    if request.method == "POST":
+        if not form.is_valid():
+            return render(request, "brokers/signal_new.html", {"form": form}, status=400)
+        data = form.cleaned_data
+        token = _new_token()
+        secret = secrets.token_hex(32) if data["require_signature"] else ""
+        with transaction.atomic():
+            account = BrokerAccount.objects.create(
+                owner=request.user,
+                venue=Venue.WEBHOOK,
+                label=data["label"],
+                role=Role.MASTER,
+                currency="USD",
+                credentials_hint=token[-4:],
+            )
+            SignalSource.objects.create(
+                account=account,
+                token_hash=token_hash(token),
+                token_hint=token[-4:],
+                hmac_secret=secret,
+                require_signature=data["require_signature"],
+                dedup_window_s=data["dedup_window_s"],
+                position_aware=data["position_aware"],
+                allow_pyramiding=data["allow_pyramiding"],
+                equity=data["equity"],
+            )
+        bump_links_version()
+        return _show_once(request, account, token, secret)
+    return render(request, "brokers/signal_new.html", {"form": form})
+
+
+def _show_once(
+    request: HttpRequest, account: BrokerAccount, token: str, secret: str
+) -> HttpResponse:
+    """The only time the URL (and the signing secret) is shown: only hashes are kept."""
+    context = {
+        "account": account,
+        "source": account.signal_source,
+        "url": _hook_url(request, token),
+        "secret": secret,
+        "template": TEMPLATE,
+        "signals": [],
+    }
+    return render(request, "brokers/signal_source.html", context)
+
+
+def render_source(request: HttpRequest, account: BrokerAccount) -> HttpResponse:
+    source = account.signal_source
+    context = {
+        "account": account,
+        "source": source,
+        "url": request.build_absolute_uri("/hooks/") + "…" + source.token_hint,
+        "template": TEMPLATE,
+        "signals": source.signals.order_by("-id")[:100],
+        "positions": source.positions.all(),
+    }
+    return render(request, "brokers/signal_source.html", context)
+
+
+def _own_source(request: HttpRequest, pk: int) -> BrokerAccount:
+    return get_object_or_404(
+        BrokerAccount.objects.select_related("signal_source"),
+        pk=pk,
+        owner=request.user,
+        venue=Venue.WEBHOOK,
+    )
+
+
+@login_required
+@require_POST
+def source_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own_source(request, pk)
+    source = account.signal_source
+    old = source.token_hash
+    token = _new_token()
+    source.token_hash, source.token_hint, source.revoked_at = token_hash(token), token[-4:], None
+    source.save(update_fields=["token_hash", "token_hint", "revoked_at"])
+    transaction.on_commit(lambda: forget_source(old))
+    messages.success(request, "A new URL: the old one stopped working now.")
+    return _show_once(request, account, token, "")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def source_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own_source(request, pk)
+    if request.method == "GET":
+        return render(request, "brokers/signal_revoke.html", {"account": account})
+    source = account.signal_source
+    source.revoked_at = timezone.now()
+    source.save(update_fields=["revoked_at"])
+    transaction.on_commit(lambda: forget_source(source.token_hash))
+    messages.success(request, f"The URL of {account.label} is revoked: alerts to it get 404.")
+    return redirect(reverse("brokers:detail", args=[account.pk]))

@@ -1,0 +1,187 @@
+"""Signal webhooks end to end: HTTP POSTs to a real Daphne, the Redis stream, the real
+copier daemon, Paper followers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from decimal import Decimal as D
+
+import httpx
+import pytest
+
+from brokers.models import BrokerAccount, PaperPosition, SignalLog
+from tests.conftest import free_port, wait_for
+from tests.factories import make_link, make_paper, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BUY = {"action": "buy", "ticker": "EURUSD", "qty": "0.10", "price": "1.08"}
+
+
+def new_source(client, **options) -> tuple[BrokerAccount, str, str]:
+    data = {
+        "label": options.pop("label", "TV alerts"),
+        "equity": "10000",
+        "dedup_window_s": "60",
+        "position_aware": "on",
+        **options,
+    }
+    page = client.post("/brokers/signals/new/", data).content.decode()
+    url = re.search(r'data-testid="hook-url">([^<]+)<', page).group(1)
+    secret = re.search(r'data-testid="hook-secret">([^<]+)<', page)
+    account = BrokerAccount.objects.get(label=data["label"])
+    return account, url.split("/hooks/")[1], secret.group(1) if secret else ""
+
+
+def copies(follower) -> list[tuple[str, D]]:
+    return sorted(
+        (p.side, p.volume) for p in PaperPosition.objects.filter(account=follower, closed_at=None)
+    )
+
+
+@pytest.fixture
+def setup(client):
+    user = make_user()
+    client.force_login(user)
+    source, token, _ = new_source(client)
+    follower = make_paper(user, "Paper follower")
+    make_link(source, follower, "1")
+    return source, token, follower
+
+
+def post(base: str, token: str, body, headers=None) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{base}/hooks/{token}", content=content, headers=headers or {}, timeout=10)
+
+
+def test_an_alert_becomes_a_copied_trade_and_a_duplicate_does_not(
+    setup, web_server, copier_daemon, client
+):
+    source, token, follower = setup
+    copier_daemon()
+    answer = post(web_server, token, {**BUY, "alert_id": "tv-1"})
+    assert answer.status_code == 202, answer.text
+    signal_id = answer.json()["signal_id"]
+    wait_for(lambda: copies(follower) == [("buy", D("0.1"))], what="the copied buy")
+    again = post(web_server, token, {**BUY, "alert_id": "tv-1", "comment": "resent"})
+    assert (again.status_code, again.json()) == (200, {"duplicate": True, "signal_id": signal_id})
+    # Numbers as strings, unknown fields ignored, TradingView's substituted template.
+    close = post(
+        web_server,
+        token,
+        {
+            "action": "close",
+            "ticker": "EURUSD",
+            "price": "1.081",
+            "strategy": {"x": 1},
+            "alert_id": "tv-2",
+        },
+    )
+    assert close.status_code == 202
+    wait_for(lambda: copies(follower) == [], what="the copied close")
+    log = wait_for(lambda: SignalLog.objects.filter(signal_id=signal_id).first(), what="the log")
+    assert log.outcome == "executed" and log.latency_ms is not None
+    page = client.get(f"/brokers/{source.pk}/").content.decode()
+    assert "tv-1" in page and "Executed" in page and token not in page
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"ticker": "EURUSD", "qty": "1"}, 400, "action"),
+        ({"action": "buy", "ticker": "EURUSD"}, 400, "qty"),
+        ({"action": "jump", "ticker": "EURUSD", "qty": "1"}, 400, "action"),
+        ({"action": "buy", "ticker": "{{ticker}}", "qty": "1"}, 400, "ticker"),
+        (b"{not json", 400, "body"),
+        (b"x" * (16 * 1024 + 1), 413, "16 KB"),
+    ],
+)
+def test_bad_alerts_get_a_clear_status(setup, web_server, body, status, message):
+    _, token, _ = setup
+    answer = post(web_server, token, body)
+    assert answer.status_code == status
+    assert message in answer.text
+
+
+def test_a_wrong_or_revoked_token_is_not_found_and_says_nothing(setup, web_server, client):
+    source, token, _ = setup
+    assert post(web_server, "x" * 43, BUY).json() == {"error": "not found"}
+    assert httpx.get(f"{web_server}/hooks/{token}").status_code == 405
+    client.post(f"/brokers/{source.pk}/signals/revoke/")
+    answer = post(web_server, token, BUY)
+    assert (answer.status_code, answer.json()) == (404, {"error": "not found"})
+
+
+def test_signed_sources_refuse_bad_or_stale_signatures(client, web_server):
+    make_user_and_login = make_user("signer@example.com")
+    client.force_login(make_user_and_login)
+    _, token, secret = new_source(client, label="Signed", require_signature="on")
+    body = json.dumps(BUY).encode()
+
+    def signed(ts: int, key: str = secret) -> dict[str, str]:
+        sig = hmac.new(key.encode(), str(ts).encode() + b"." + body, hashlib.sha256).hexdigest()
+        return {"X-Signature-Timestamp": str(ts), "X-Signature": sig}
+
+    now = int(time.time())
+    assert post(web_server, token, body).status_code == 401
+    assert post(web_server, token, body, signed(now, "wrong-secret")).json() == {
+        "error": "bad signature"
+    }
+    stale = post(web_server, token, body, signed(now - 301))
+    assert stale.status_code == 401 and "at most 300 s" in stale.text
+    assert post(web_server, token, body, signed(now)).status_code == 202
+
+
+def test_rate_limits_are_per_source_and_one_user_does_not_slow_another(client, start_web):
+    base = start_web(SIGNALS_PER_MINUTE_PER_SOURCE="3", SIGNALS_PER_MINUTE_PER_USER="100")
+    client.force_login(make_user("flood@example.com"))
+    _, flood, _ = new_source(client, label="Flood")
+    client.force_login(make_user("calm@example.com"))
+    _, calm, _ = new_source(client, label="Calm")
+    statuses = [post(base, flood, {**BUY, "alert_id": f"f{i}"}).status_code for i in range(5)]
+    assert statuses == [202, 202, 202, 429, 429]
+    limited = post(base, flood, {**BUY, "alert_id": "f9"})
+    assert int(limited.headers["retry-after"]) >= 1
+    assert post(base, calm, {**BUY, "alert_id": "c1"}).status_code == 202
+
+
+def test_with_redis_down_nothing_is_accepted(setup, start_web):
+    _, token, _ = setup
+    base = start_web(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    answer = post(base, token, BUY)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+
+
+def test_signals_accepted_while_the_copier_was_down_are_executed_once(
+    setup, web_server, copier_daemon
+):
+    """Accepted with no copier running; executed by the next one; a restart repeats nothing."""
+    source, token, follower = setup
+    source.signal_source.allow_pyramiding = True
+    source.signal_source.save()
+    ids = []
+    for i in range(5):
+        answer = post(web_server, token, {**BUY, "alert_id": f"down-{i}", "qty": "0.01"})
+        assert answer.status_code == 202
+        ids.append(answer.json()["signal_id"])
+    daemon = copier_daemon()
+    wait_for(
+        lambda: SignalLog.objects.filter(signal_id__in=ids, outcome="executed").count() == 5,
+        what="five executed signals",
+    )
+    wait_for(lambda: len(copies(follower)) == 5, what="five copies")
+    daemon.kill()
+    copier_daemon()
+    # A later signal on the same stream comes after anything replayed.
+    last = post(web_server, token, {"action": "close_all", "price": "1.09", "alert_id": "end"})
+    wait_for(
+        lambda: SignalLog.objects.filter(signal_id=last.json()["signal_id"]).exists(),
+        what="the last signal's outcome",
+    )
+    assert SignalLog.objects.filter(signal_id__in=ids).count() == 5
+    wait_for(lambda: copies(follower) == [], what="all five closed, none reopened")
+    assert PaperPosition.objects.filter(account=follower).count() == 5

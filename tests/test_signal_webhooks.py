@@ -185,3 +185,33 @@ def test_signals_accepted_while_the_copier_was_down_are_executed_once(
     assert SignalLog.objects.filter(signal_id__in=ids).count() == 5
     wait_for(lambda: copies(follower) == [], what="all five closed, none reopened")
     assert PaperPosition.objects.filter(account=follower).count() == 5
+
+
+def test_the_same_body_again_is_a_duplicate_and_a_second_buy_is_rejected_with_a_reason(
+    setup, web_server, copier_daemon, client
+):
+    source, token, follower = setup
+    copier_daemon()
+    first = post(web_server, token, BUY)  # no alert_id: the body identifies it
+    assert first.status_code == 202
+    assert post(web_server, token, BUY).json()["duplicate"] is True
+    second = post(web_server, token, {**BUY, "qty": "0.2"})  # a different body: accepted...
+    assert second.status_code == 202
+    log = wait_for(
+        lambda: SignalLog.objects.filter(signal_id=second.json()["signal_id"]).first(),
+        what="the second buy's outcome",
+    )
+    # ...and refused by the position-aware check, saying why.
+    assert log.outcome == "rejected"
+    assert "already long" in log.reason and "pyramiding is off" in log.reason
+    assert copies(follower) == [("buy", D("0.1"))]
+    assert "pyramiding is off" in client.get(f"/brokers/{source.pk}/").content.decode()
+
+
+def test_a_new_url_replaces_the_old_one_at_once(setup, web_server, client):
+    source, token, _ = setup
+    page = client.post(f"/brokers/{source.pk}/signals/rotate/").content.decode()
+    new_token = re.search(r'data-testid="hook-url">[^<]*/hooks/([^<]+)<', page).group(1)
+    assert new_token != token
+    assert post(web_server, token, BUY).status_code == 404
+    assert post(web_server, new_token, BUY).status_code == 202

@@ -304,11 +304,10 @@ def exchange_choices() -> list[tuple[str, str]]:
     return [(exchange_id, exchange_id) for exchange_id in sorted(ccxt.exchanges)]
 
 
-class _NewAccountForm(forms.Form):
-    """A new linked account: a label the owner has not used yet, and a role."""
+class LabelledAccountForm(forms.Form):
+    """A new account: a label its owner has not used yet."""
 
     label = forms.CharField(max_length=80)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
 
     def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -319,6 +318,12 @@ class _NewAccountForm(forms.Form):
         if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
             raise forms.ValidationError(f"You already have an account labelled “{label}”.")
         return label
+
+
+class _NewAccountForm(LabelledAccountForm):
+    """A new linked account, with its role."""
+
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.FOLLOWER)
 
 
 class ExchangeLinkForm(_NewAccountForm):

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from brokers.forms import LabelledAccountForm
 from brokers.hooks import forget_source, token_hash
 from brokers.models import BrokerAccount, Role, SignalSource, Venue
 from copier.outbox import bump_links_version
@@ -27,8 +28,7 @@ TEMPLATE = """{
 }"""
 
 
-class SignalSourceForm(forms.Form):
-    label = forms.CharField(max_length=80)
+class SignalSourceForm(LabelledAccountForm):
     equity = forms.DecimalField(
         max_digits=14,
         decimal_places=2,
@@ -53,16 +53,6 @@ class SignalSourceForm(forms.Form):
         required=False,
         help_text="Also require an HMAC-SHA256 signature header with a timestamp (5 minutes).",
     )
-
-    def __init__(self, *args: object, owner: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.owner = owner
-
-    def clean_label(self) -> str:
-        label = self.cleaned_data["label"].strip()
-        if BrokerAccount.objects.filter(owner=self.owner, label__iexact=label).exists():
-            raise forms.ValidationError(f"You already have an account labelled “{label}”.")
-        return label
 
 
 def _new_token() -> str:

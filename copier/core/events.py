@@ -145,3 +145,49 @@ _OPTIONAL_DECIMALS = (
     "master_equity",
     "contract_size",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """A master event without its source and sequence: what a detector or a signal
+    produces; whoever stores it numbers it (`to_event`)."""
+
+    kind: EventKind
+    master_ref: str
+    symbol: str
+    side: Side
+    volume: Decimal
+    price: Decimal
+    ts_ms: int
+    order_type: OrderType = OrderType.MARKET
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    remaining_volume: Decimal | None = None
+
+    def to_event(
+        self,
+        source: str,
+        seq: int,
+        *,
+        master_balance: Decimal | None = None,
+        master_equity: Decimal | None = None,
+        contract_size: Decimal | None = None,
+    ) -> MasterEvent:
+        return MasterEvent(
+            source=source,
+            seq=seq,
+            kind=self.kind,
+            master_ref=self.master_ref,
+            symbol=self.symbol,
+            side=self.side,
+            volume=self.volume,
+            price=self.price,
+            ts_event_ms=self.ts_ms,
+            order_type=self.order_type,
+            sl=self.sl,
+            tp=self.tp,
+            remaining_volume=self.remaining_volume,
+            master_balance=master_balance,
+            master_equity=master_equity,
+            contract_size=contract_size,
+        )

@@ -80,7 +80,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
-from copier.core.events import EventKind, MasterEvent, OrderType, Side
+from copier.core.events import EventDraft, EventKind, OrderType, Side
+
+__all__ = [
+    "EventDraft",
+    "Rejection",
+    "Signal",
+    "SignalAction",
+    "SignalError",
+    "SourcePosition",
+    "events_for",
+    "parse_signal",
+    "resolve_levels",
+]
 
 ZERO = Decimal(0)
 MAX_ALERT_ID = 100
@@ -190,51 +202,6 @@ class SourcePosition:
     side: Side
     volume: Decimal
     price: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class EventDraft:
-    """A master event without its source and sequence (the caller numbers them)."""
-
-    kind: EventKind
-    master_ref: str
-    symbol: str
-    side: Side
-    volume: Decimal
-    price: Decimal
-    ts_ms: int
-    order_type: OrderType = OrderType.MARKET
-    sl: Decimal | None = None
-    tp: Decimal | None = None
-    remaining_volume: Decimal | None = None
-
-    def to_event(
-        self,
-        source: str,
-        seq: int,
-        *,
-        master_balance: Decimal | None = None,
-        master_equity: Decimal | None = None,
-        contract_size: Decimal | None = None,
-    ) -> MasterEvent:
-        return MasterEvent(
-            source=source,
-            seq=seq,
-            kind=self.kind,
-            master_ref=self.master_ref,
-            symbol=self.symbol,
-            side=self.side,
-            volume=self.volume,
-            price=self.price,
-            ts_event_ms=self.ts_ms,
-            order_type=self.order_type,
-            sl=self.sl,
-            tp=self.tp,
-            remaining_volume=self.remaining_volume,
-            master_balance=master_balance,
-            master_equity=master_equity,
-            contract_size=contract_size,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,7 +204,7 @@ def test_the_same_body_again_is_a_duplicate_and_a_second_buy_is_rejected_with_a_
     # ...and refused by the position-aware check, saying why.
     assert log.outcome == "rejected"
     assert "already long" in log.reason and "pyramiding is off" in log.reason
-    assert copies(follower) == [("buy", D("0.1"))]
+    wait_for(lambda: copies(follower) == [("buy", D("0.1"))], what="only the first buy copied")
     assert "pyramiding is off" in client.get(f"/brokers/{source.pk}/").content.decode()
 
 

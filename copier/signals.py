@@ -160,6 +160,17 @@ def handle_signal(fields: dict[str, str]) -> Records:
 
 
 @drop_broken_connection
+def handle_signals(batch: list[dict[str, str]]) -> Records:
+    """Several signals in one transaction (one commit instead of one each); if any
+    fails, none is kept and the caller handles them one by one."""
+    records: Records = []
+    with transaction.atomic():
+        for fields in batch:
+            records += handle_signal(fields)
+    return records
+
+
+@drop_broken_connection
 def record_failure(fields: dict[str, str], reason: str) -> None:
     source = SignalSource.objects.filter(account_id=int(fields.get("source", 0))).first()
     if source is None:
@@ -210,6 +221,20 @@ class SignalConsumer:
         entries = [(s, m, f) for s, batch in reply or [] for m, f in batch]
         if self.backlog and not entries:
             self.backlog = False
+        if not self.backlog and len(entries) > 1 and all(f for _, _, f in entries):
+            try:
+                records = await self.db(handle_signals)([f for _, _, f in entries])
+            except Exception:
+                log.exception("a batch of %d signals failed; one by one now", len(entries))
+            else:
+                if records:
+                    await self.publish(records)
+                acks: dict[str, list[str]] = {}
+                for stream, msg_id, _ in entries:
+                    acks.setdefault(stream, []).append(msg_id)
+                for stream, ids in acks.items():
+                    await self.client.xack(stream, GROUP, *ids)
+                return len(entries)
         for stream, msg_id, fields in entries:
             await self.process(stream, msg_id, fields)
         return len(entries)

@@ -453,7 +453,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     from django.db import connection
 
     from brokers.models import SignalLog
-    from copier.models import Execution
+    from copier.models import Execution, MasterEventRecord
     from tradosphere.bus import COPIER_HEARTBEAT_KEY, sync_redis
 
     redis = sync_redis()
@@ -594,6 +594,15 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             return -1
 
         backlog_at_drain = events_backlog()
+        # Each executed signal here makes one master event; the stream should hold each once.
+        master_events = MasterEventRecord.objects.filter(account_id__in=source_ids).count()
+        on_stream = int(redis.xlen("copier:events"))
+        if on_stream > master_events:
+            log(
+                f"WARNING: copier:events holds {on_stream} entries for {master_events} master"
+                " events: some were published more than once"
+            )
+        log(f"{backlog_at_drain} master events still wait for the followers' fills")
         fills_drain_s = None
         if args.wait_fills:
             while time.monotonic() - t_drain0 <= args.drain_timeout and events_backlog():
@@ -661,6 +670,8 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             "copier_signals_per_s": None if copier_rate is None else round(copier_rate, 1),
             "fills": fills,
             "executions": executions,
+            "master_events": master_events,
+            "events_on_stream": on_stream,
             "events_backlog_at_drain": backlog_at_drain,
             "fills_drain_s": fills_drain_s,
             **cpu_pct,

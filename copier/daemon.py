@@ -70,6 +70,11 @@ def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return sync_to_async(fn, thread_sensitive=True)
 
 
+def own_db_thread(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run a ledger function on a pool thread (with its own connection), off `db`'s thread."""
+    return sync_to_async(fn, thread_sensitive=False)
+
+
 class CopierDaemon:
     def __init__(self, consumer: str | None = None) -> None:
         self.stream = settings.COPIER_STREAM
@@ -93,7 +98,11 @@ class CopierDaemon:
             loop.add_signal_handler(sig, self.stopping.set)
         self.redis = async_redis()
         self.watchers = WatcherPool(self.redis, self.publish_records, db)
-        self.signals = SignalConsumer(self.redis, self.publish_records, db, self.consumer)
+        # Signals get their own database thread: a batch of them must never hold
+        # up the thread that records followers' fills (docs/performance.md).
+        self.signals = SignalConsumer(
+            self.redis, self.publish_records, own_db_thread, self.consumer
+        )
         await self.ensure_group()
         log.info("copier %s started (pid %d) on stream %s", self.consumer, os.getpid(), self.stream)
         await self.heartbeat()

@@ -465,7 +465,10 @@ def mark_published(record_ids: list[int]) -> None:
 def publish_unpublished() -> int:
     from copier.outbox import publish_pending
 
-    return publish_pending(older_than_s=2)
+    # Long enough that an event whose publisher is still marking it (behind a
+    # busy database thread) is not put on the stream again; a repeat would be
+    # harmless (events are deduplicated by source and sequence) but costs work.
+    return publish_pending(older_than_s=15)
 
 
 @drop_broken_connection

@@ -151,7 +151,7 @@ def test_events_left_in_the_outbox_are_published_later(setup, copier_daemon, red
     paper.open_position(master.pk, "BTCUSD", Side.SELL, D("0.5"), D("65000"), "MANUAL1")
     assert MasterEventRecord.objects.get().published_at is None
     copier_daemon()
-    wait_for(lambda: len(open_positions(f1)) == 1, timeout_s=20, what="the outbox sweep")
+    wait_for(lambda: len(open_positions(f1)) == 1, timeout_s=45, what="the outbox sweep")
     assert MasterEventRecord.objects.get().published_at is not None
 
 

@@ -1,7 +1,8 @@
 """Publishing master events from the outbox table to the Redis stream."""
 
 import logging
-from typing import Any
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 import redis
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from brokers.models import BrokerAccount
-from copier.core import MasterEvent
+from copier.core.events import EventDraft
 from copier.models import MasterEventRecord
 from tradosphere.bus import LINKS_VERSION_KEY, sync_redis
 
@@ -63,22 +64,35 @@ def bump_links_version() -> None:
 
 
 def append_events(
-    account_id: int, drafts: list[dict[str, Any]]
+    account_id: int,
+    drafts: Sequence[EventDraft],
+    *,
+    master_balance: Decimal | None = None,
+    master_equity: Decimal | None = None,
+    contract_sizes: Mapping[str, Decimal | None] | None = None,
+    external_id: str | None = None,
 ) -> list[tuple[int, dict[str, str]]]:
     """Number master events and store them in the outbox; call inside a transaction.
 
-    `drafts` hold `MasterEvent` fields except `source` and `seq`. Returns
-    (record id, wire form) per event, for publishing after the commit.
+    `external_id` is a remote detector's id for a single event (an MT5 agent's
+    message id), so an event delivered twice is stored once. Returns (record
+    id, wire form) per event, for publishing after the commit.
     """
     if not drafts:
         return []
     account = BrokerAccount.objects.select_for_update().get(pk=account_id)
     first = account.event_seq + 1
     BrokerAccount.objects.filter(pk=account_id).update(event_seq=F("event_seq") + len(drafts))
+    sizes = contract_sizes or {}
     records = []
     for i, draft in enumerate(drafts):
-        external_id = draft.pop("external_id", None)
-        event = MasterEvent(source=account.event_source, seq=first + i, **draft)
+        event = draft.to_event(
+            account.event_source,
+            first + i,
+            master_balance=master_balance,
+            master_equity=master_equity,
+            contract_size=sizes.get(draft.symbol),
+        )
         records.append(
             MasterEventRecord(
                 account_id=account_id,

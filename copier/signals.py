@@ -134,24 +134,9 @@ def handle_signal(fields: dict[str, str]) -> Records:
         _apply(source, result)
         records = append_events(
             source.account_id,
-            [
-                {
-                    "kind": d.kind,
-                    "master_ref": d.master_ref,
-                    "symbol": d.symbol,
-                    "side": d.side,
-                    "volume": d.volume,
-                    "price": d.price,
-                    "ts_event_ms": d.ts_ms,
-                    "order_type": d.order_type,
-                    "sl": d.sl,
-                    "tp": d.tp,
-                    "remaining_volume": d.remaining_volume,
-                    "master_balance": source.equity,
-                    "master_equity": source.equity,
-                }
-                for d in result
-            ],
+            result,
+            master_balance=source.equity,
+            master_equity=source.equity,
         )
         line.outcome, line.reason = SignalLog.Outcome.EXECUTED, _summary(result)
         line.latency_ms = _latency_ms(fields)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -49,7 +50,8 @@ from brokers.venues.base import TemporaryVenueError, VenueError
 from brokers.venues.ccxt.venue import CcxtVenue
 from brokers.venues.ccxt.watch import FillSource
 from copier.core import EventKind
-from copier.core.lots import Book, Fill, LotEvent
+from copier.core.events import EventDraft
+from copier.core.lots import Book, Fill
 from copier.core.sizing import plain
 from copier.outbox import append_events
 from tradosphere.db import drop_broken_connection
@@ -125,7 +127,7 @@ def save_book(account_id: int, book: dict[str, object]) -> None:
 def record_events(
     account_id: int,
     book: dict[str, object],
-    events: list[LotEvent],
+    events: list[EventDraft],
     contract_sizes: dict[str, Decimal],
     balance: Decimal | None,
     n_fills: int,
@@ -133,24 +135,23 @@ def record_events(
     """Number the events, store them in the outbox and save the book, atomically."""
     with transaction.atomic():
         drafts = [
-            {
-                "kind": e.kind,
-                "master_ref": e.master_ref,
-                "symbol": e.symbol,
-                "side": e.side,
-                "volume": plain(e.volume),
-                "price": plain(e.price),
-                "ts_event_ms": e.ts_ms,
-                "remaining_volume": (
+            dataclasses.replace(
+                e,
+                volume=plain(e.volume),
+                price=plain(e.price),
+                remaining_volume=(
                     plain(e.remaining_volume) if e.remaining_volume is not None else None
                 ),
-                "master_balance": balance,
-                "master_equity": balance,
-                "contract_size": contract_sizes.get(e.symbol),
-            }
+            )
             for e in events
         ]
-        records = append_events(account_id, drafts)
+        records = append_events(
+            account_id,
+            drafts,
+            master_balance=balance,
+            master_equity=balance,
+            contract_sizes=contract_sizes,
+        )
         defaults: dict[str, object] = {"book": book}
         if n_fills:
             defaults["fills"] = F("fills") + n_fills
@@ -311,7 +312,7 @@ class MasterWatcher:
         if records:
             await self.publish(records)  # type: ignore[arg-type]
 
-    async def _master_balance(self, events: list[LotEvent]) -> Decimal | None:
+    async def _master_balance(self, events: list[EventDraft]) -> Decimal | None:
         """The master's balance in the events' settlement currency, for ratio sizing."""
         if not events or self.source is None:
             return None

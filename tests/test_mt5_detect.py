@@ -210,7 +210,7 @@ def test_sl_tp_change_is_a_modification() -> None:
         D("1.081"),
         D("1.09"),
     )
-    assert (change.volume, change.ts_event_ms) == (D("1"), T0 + 500)
+    assert (change.volume, change.ts_ms) == (D("1"), T0 + 500)
 
 
 def test_a_tp_alone_is_a_modification_too() -> None:
@@ -230,7 +230,7 @@ def test_a_volume_decrease_is_a_partial_close_with_exact_decimals() -> None:
         D("0.3"),
         D("0.7"),
     )
-    assert (change.price, change.ts_event_ms) == (D("1.0861"), T0 + 900)
+    assert (change.price, change.ts_ms) == (D("1.0861"), T0 + 900)
 
 
 def test_two_partial_closes_between_polls_are_one_decrease() -> None:
@@ -253,7 +253,7 @@ def test_a_close_takes_the_exit_price_and_time_from_the_closing_deal() -> None:
     changes = detector.poll((position(11),), (), history)
     assert history.asked == [10]  # only the disappeared ticket
     assert shape(changes) == [(CLOSED, "P10", "buy", "1", "1.0871")]
-    assert changes[0].ts_event_ms == T0 + 2000 - HOUR
+    assert changes[0].ts_ms == T0 + 2000 - HOUR
 
 
 def test_history_lag_falls_back_to_the_last_price_seen_and_now() -> None:
@@ -262,7 +262,7 @@ def test_history_lag_falls_back_to_the_last_price_seen_and_now() -> None:
     # The terminal has the partial close in history, not yet the final deal.
     lagging = History(deal(500, 10, 0, 1.0, 1.08, T0), deal(501, 10, 1, 0.4, 1.0855, T0 + 1))
     [change] = detector.poll((), (), lagging, now_ms=1_800_000_000_123)
-    assert (change.kind, change.price, change.ts_event_ms) == (
+    assert (change.kind, change.price, change.ts_ms) == (
         CLOSED,
         D("1.0899"),
         1_800_000_000_123,
@@ -330,7 +330,7 @@ def test_pending_orders_placed_modified_and_cancelled() -> None:
         order(20, type=SELL_STOP, price_open=1.069, sl=1.074, tp=1.06, volume_current=0.3),
     ):
         [modified] = detector.poll((), (moved,), History(), now_ms=77)
-        assert (modified.kind, modified.master_ref, modified.ts_event_ms) == (OMODIFIED, "O20", 77)
+        assert (modified.kind, modified.master_ref, modified.ts_ms) == (OMODIFIED, "O20", 77)
         assert (modified.price, modified.sl, modified.tp) == (
             D("1.069"),
             dec(moved.sl),
@@ -426,7 +426,7 @@ def test_netting_reversal_closes_the_lots_and_opens_the_other_side() -> None:
         (CLOSED, "P10", "buy", "1", "1.0833"),
         (OPENED, "P10.2", "sell", "0.4", "1.0833"),
     ]
-    assert {c.ts_event_ms for c in changes} == {T0 + 8}
+    assert {c.ts_ms for c in changes} == {T0 + 8}
 
 
 def test_one_busy_poll_in_the_documented_order() -> None:

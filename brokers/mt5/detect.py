@@ -85,7 +85,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from brokers.venues.base import VenueUnavailable
-from copier.core.events import EventKind, MasterEvent, OrderType, Side
+from copier.core.events import EventDraft, EventKind, OrderType, Side
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
@@ -216,51 +216,8 @@ def _level(value: float) -> Decimal | None:
     return dec(value) if value else None
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One master event without its source and sequence number."""
-
-    kind: EventKind
-    master_ref: str
-    symbol: str
-    side: Side
-    volume: Decimal
-    price: Decimal
-    ts_event_ms: int
-    order_type: OrderType = OrderType.MARKET
-    sl: Decimal | None = None
-    tp: Decimal | None = None
-    remaining_volume: Decimal | None = None
-    position_ref: str | None = None
-
-    def to_event(
-        self,
-        source: str,
-        seq: int,
-        *,
-        master_balance: Decimal | None = None,
-        master_equity: Decimal | None = None,
-        contract_size: Decimal | None = None,
-    ) -> MasterEvent:
-        return MasterEvent(
-            source=source,
-            seq=seq,
-            kind=self.kind,
-            master_ref=self.master_ref,
-            symbol=self.symbol,
-            side=self.side,
-            volume=self.volume,
-            price=self.price,
-            ts_event_ms=self.ts_event_ms,
-            order_type=self.order_type,
-            sl=self.sl,
-            tp=self.tp,
-            remaining_volume=self.remaining_volume,
-            position_ref=self.position_ref,
-            master_balance=master_balance,
-            master_equity=master_equity,
-            contract_size=contract_size,
-        )
+# Everything a `MasterEvent` needs except its source and sequence number.
+Change = EventDraft
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from brokers.linking import fail_link as fail
 from brokers.models import BrokerAccount, LinkRequest, Mt5Agent, Role, Venue
 from brokers.mt5 import protocol
 from copier.core import EventKind, OrderType, Side
+from copier.core.events import EventDraft
 from copier.models import MasterEventRecord
 from copier.outbox import STREAM_MAXLEN, append_events, bump_links_version
 
@@ -323,26 +324,29 @@ class Farm:
             value = body.get(name)
             return None if value in (None, "") else Decimal(str(value))
 
-        draft = {
-            "kind": EventKind(body["kind"]),
-            "master_ref": str(body["master_ref"]),
-            "symbol": str(body["symbol"]),
-            "side": Side(body["side"]),
-            "volume": Decimal(str(body["volume"])),
-            "price": Decimal(str(body["price"])),
-            "ts_event_ms": int(body["ts_event_ms"]),
-            "order_type": OrderType(body.get("order_type") or "market"),
-            "sl": dec("sl"),
-            "tp": dec("tp"),
-            "remaining_volume": dec("remaining_volume"),
-            "position_ref": body.get("position_ref"),
-            "master_balance": dec("balance"),
-            "master_equity": dec("equity"),
-            "contract_size": dec("contract_size"),
-            "external_id": event.id,
-        }
+        draft = EventDraft(
+            kind=EventKind(body["kind"]),
+            master_ref=str(body["master_ref"]),
+            symbol=str(body["symbol"]),
+            side=Side(body["side"]),
+            volume=Decimal(str(body["volume"])),
+            price=Decimal(str(body["price"])),
+            ts_ms=int(body["ts_ms"]),
+            order_type=OrderType(body.get("order_type") or "market"),
+            sl=dec("sl"),
+            tp=dec("tp"),
+            remaining_volume=dec("remaining_volume"),
+            position_ref=body.get("position_ref"),
+        )
         with transaction.atomic():
-            [(record_id, payload)] = append_events(account.pk, [draft])
+            [(record_id, payload)] = append_events(
+                account.pk,
+                [draft],
+                master_balance=dec("balance"),
+                master_equity=dec("equity"),
+                contract_sizes={draft.symbol: dec("contract_size")},
+                external_id=event.id,
+            )
         try:
             self.client.xadd(
                 settings.COPIER_STREAM, payload, maxlen=STREAM_MAXLEN, approximate=True

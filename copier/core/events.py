@@ -163,6 +163,7 @@ class EventDraft:
     sl: Decimal | None = None
     tp: Decimal | None = None
     remaining_volume: Decimal | None = None
+    position_ref: str | None = None
 
     def to_event(
         self,
@@ -187,6 +188,7 @@ class EventDraft:
             sl=self.sl,
             tp=self.tp,
             remaining_volume=self.remaining_volume,
+            position_ref=self.position_ref,
             master_balance=master_balance,
             master_equity=master_equity,
             contract_size=contract_size,

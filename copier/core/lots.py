@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from copier.core.events import EventKind, Side
+from copier.core.events import EventDraft, EventKind, Side
 
 ZERO = Decimal(0)
 # Trade ids are remembered this long behind the newest fill: a resync asks the
@@ -60,20 +60,6 @@ class Fill:
     ts_ms: int
     # NET for spot and one-way derivatives; LONG/SHORT in hedge mode.
     position_side: str = PositionSide.NET
-
-
-@dataclass(frozen=True, slots=True)
-class LotEvent:
-    """A master event without its source and sequence (the caller numbers them)."""
-
-    kind: EventKind
-    master_ref: str
-    symbol: str
-    side: Side
-    volume: Decimal
-    price: Decimal
-    ts_ms: int
-    remaining_volume: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -160,14 +146,14 @@ class Book:
         """Where a REST resync starts: an overlap behind the newest fill, never before start."""
         return max(self.start_ms, self.cursor_ms - RESYNC_OVERLAP_MS)
 
-    def apply_all(self, fills: Iterable[Fill]) -> list[LotEvent]:
+    def apply_all(self, fills: Iterable[Fill]) -> list[EventDraft]:
         """Apply new fills in time order; fills seen before are skipped."""
-        events: list[LotEvent] = []
+        events: list[EventDraft] = []
         for fill in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
             events.extend(self.apply(fill))
         return events
 
-    def apply(self, fill: Fill) -> list[LotEvent]:
+    def apply(self, fill: Fill) -> list[EventDraft]:
         if fill.trade_id in self.seen or fill.amount <= 0 or fill.ts_ms < self.start_ms:
             return []
         self.seen[fill.trade_id] = fill.ts_ms
@@ -195,7 +181,7 @@ class Book:
             events.append(self._open(lots, fill, left))
         return events
 
-    def _open(self, lots: list[Lot], fill: Fill, amount: Decimal) -> LotEvent:
+    def _open(self, lots: list[Lot], fill: Fill, amount: Decimal) -> EventDraft:
         n = self.order_fills.get(fill.order_id, 0) + 1
         self.order_fills[fill.order_id] = n
         if len(self.order_fills) > 4096:
@@ -208,12 +194,12 @@ class Book:
         elif fill.position_side == PositionSide.SHORT:
             side = Side.SELL
         lots.append(Lot(ref, side, amount, fill.price))
-        return LotEvent(
+        return EventDraft(
             EventKind.POSITION_OPENED, ref, fill.symbol, side, amount, fill.price, fill.ts_ms
         )
 
-    def _reduce(self, lots: list[Lot], key: str, fill: Fill) -> tuple[list[LotEvent], Decimal]:
-        events: list[LotEvent] = []
+    def _reduce(self, lots: list[Lot], key: str, fill: Fill) -> tuple[list[EventDraft], Decimal]:
+        events: list[EventDraft] = []
         left = fill.amount
         while left > 0 and lots:
             lot = lots[0]
@@ -221,7 +207,7 @@ class Book:
                 left -= lot.volume
                 lots.pop(0)
                 events.append(
-                    LotEvent(
+                    EventDraft(
                         EventKind.POSITION_CLOSED,
                         lot.ref,
                         fill.symbol,
@@ -234,7 +220,7 @@ class Book:
             else:
                 lot.volume -= left
                 events.append(
-                    LotEvent(
+                    EventDraft(
                         EventKind.POSITION_PARTIALLY_CLOSED,
                         lot.ref,
                         fill.symbol,

@@ -162,7 +162,6 @@ class Agent:
         self._status_at = 0.0
         self._relogin_at = 0.0
         self._relogin_failures = 0
-        self._event_n = 0
         self.deferred: list[tuple[str, dict[str, str]]] = []
 
     # -- wire ------------------------------------------------------------------------
@@ -419,7 +418,6 @@ class Agent:
             return
         info = self.mt5.account_info()
         for change in changes:
-            self._event_n += 1
             self.emit("master", self._change_body(change, info))
         self._send_state(positions, orders)
 

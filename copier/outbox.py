@@ -2,12 +2,12 @@
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from brokers.models import BrokerAccount
@@ -63,6 +63,18 @@ def bump_links_version() -> None:
     transaction.on_commit(bump)
 
 
+@dataclass(frozen=True)
+class Append:
+    """Events of one master account to number and store (see `append_events_many`)."""
+
+    account_id: int
+    drafts: Sequence[EventDraft]
+    master_balance: Decimal | None = None
+    master_equity: Decimal | None = None
+    contract_sizes: Mapping[str, Decimal | None] | None = None
+    external_id: str | None = None
+
+
 def append_events(
     account_id: int,
     drafts: Sequence[EventDraft],
@@ -72,36 +84,50 @@ def append_events(
     contract_sizes: Mapping[str, Decimal | None] | None = None,
     external_id: str | None = None,
 ) -> list[tuple[int, dict[str, str]]]:
-    """Number master events and store them in the outbox; call inside a transaction.
+    """Number one master's events and store them in the outbox; call inside a transaction.
 
     `external_id` is a remote detector's id for a single event (an MT5 agent's
     message id), so an event delivered twice is stored once. Returns (record
     id, wire form) per event, for publishing after the commit.
     """
-    if not drafts:
+    return append_events_many(
+        [Append(account_id, drafts, master_balance, master_equity, contract_sizes, external_id)]
+    )
+
+
+def append_events_many(appends: Sequence[Append]) -> list[tuple[int, dict[str, str]]]:
+    """Several masters' events at once: the accounts locked and numbered together and
+    every record inserted in one statement. Call inside a transaction."""
+    appends = [a for a in appends if a.drafts]
+    if not appends:
         return []
-    account = BrokerAccount.objects.select_for_update().get(pk=account_id)
-    first = account.event_seq + 1
-    BrokerAccount.objects.filter(pk=account_id).update(event_seq=F("event_seq") + len(drafts))
-    sizes = contract_sizes or {}
+    # One lock order for every caller, so two writers never deadlock.
+    accounts = BrokerAccount.objects.select_for_update().order_by("pk")
+    by_id = accounts.in_bulk([a.account_id for a in appends])
     records = []
-    for i, draft in enumerate(drafts):
-        event = draft.to_event(
-            account.event_source,
-            first + i,
-            master_balance=master_balance,
-            master_equity=master_equity,
-            contract_size=sizes.get(draft.symbol),
-        )
-        records.append(
-            MasterEventRecord(
-                account_id=account_id,
-                seq=event.seq,
-                kind=event.kind.value,
-                master_ref=event.master_ref,
-                payload=event.to_wire(),
-                external_id=external_id,
+    for a in appends:
+        account = by_id[a.account_id]
+        first = account.event_seq + 1
+        account.event_seq += len(a.drafts)
+        sizes = a.contract_sizes or {}
+        for i, draft in enumerate(a.drafts):
+            event = draft.to_event(
+                account.event_source,
+                first + i,
+                master_balance=a.master_balance,
+                master_equity=a.master_equity,
+                contract_size=sizes.get(draft.symbol),
             )
-        )
+            records.append(
+                MasterEventRecord(
+                    account_id=account.pk,
+                    seq=event.seq,
+                    kind=event.kind.value,
+                    master_ref=event.master_ref,
+                    payload=event.to_wire(),
+                    external_id=a.external_id,
+                )
+            )
+    BrokerAccount.objects.bulk_update(by_id.values(), ["event_seq"])
     MasterEventRecord.objects.bulk_create(records)
     return [(r.pk, r.payload) for r in records]

@@ -15,7 +15,9 @@ Statuses: 202 accepted; 200 ``{"duplicate": true}`` (same alert_id, or the
 same body, within the source's window); 400 a bad payload, naming the field;
 401 a bad or stale signature; 404 an unknown or revoked token (the same
 answer for both: nothing leaks); 405 not a POST; 413 over 16 KB; 429 over a
-rate limit, with Retry-After; 503 Redis unavailable, with Retry-After.
+rate limit, with Retry-After; 503 with Retry-After when Redis is unavailable,
+or when the copier is so far behind that a signal would be copied late
+(``SIGNALS_MAX_BACKLOG`` signals waiting, counted per stream shard).
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ CONFIG_TTL_S = 60
 SHARDS = 8
 STREAM = "signals:{shard}"
 GROUP = "copier"
+REDIS_CONNECTIONS = 100
+BUSY_RETRY_S = 10
 
 # KEYS: source rate, user rate, duplicate key, stream.
-# ARGV: window ms, source limit, user limit, duplicate ttl ms, signal id, fields...
+# ARGV: window ms, source limit, user limit, duplicate ttl ms, signal id,
+#       most signals waiting on the stream, fields...
+# The copier deletes what it has handled, so the stream's length is its backlog.
 INTAKE = """
 local s = tonumber(redis.call('GET', KEYS[1]) or '0')
 if s >= tonumber(ARGV[2]) then return {'limited', redis.call('PTTL', KEYS[1])} end
@@ -53,10 +59,12 @@ local u = tonumber(redis.call('GET', KEYS[2]) or '0')
 if u >= tonumber(ARGV[3]) then return {'limited', redis.call('PTTL', KEYS[2])} end
 local first = redis.call('GET', KEYS[3])
 if first then return {'duplicate', first} end
+local waiting = redis.call('XLEN', KEYS[4])
+if waiting >= tonumber(ARGV[6]) then return {'busy', waiting} end
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, 6))
+local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, 7))
 return {'ok', id}
 """
 
@@ -122,9 +130,16 @@ class Intake:
     @property
     def redis(self) -> aredis.Redis:
         if self._redis is None:
-            self._redis = aredis.Redis.from_url(
-                settings.REDIS_URL, decode_responses=True, socket_timeout=2
+            # A blocking pool: a burst beyond its connections waits for one
+            # (up to 2 s) instead of failing as if Redis were down.
+            pool = aredis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=2,
+                decode_responses=True,
+                socket_timeout=2,
             )
+            self._redis = aredis.Redis(connection_pool=pool)
             self._script = self._redis.register_script(INTAKE)
         return self._redis
 
@@ -198,6 +213,7 @@ class Intake:
             config["per_user"],
             max(1, config["dedup_ms"]),
             signal_id,
+            -(-settings.SIGNALS_MAX_BACKLOG // SHARDS),
         ]
         for k, v in fields.items():
             argv += [k, v]
@@ -214,6 +230,8 @@ class Intake:
                 {"error": error, "retry_after_s": retry_s},
                 [(b"retry-after", str(retry_s).encode())],
             )
+        if outcome == "busy":
+            return _busy(int(value))
         if outcome == "duplicate":
             return 200, {"duplicate": True, "signal_id": value}, []
         return 202, {"status": "accepted", "signal_id": signal_id}, []
@@ -251,6 +269,19 @@ def _unavailable() -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         503,
         {"error": "signal intake is unavailable; nothing was accepted, send it again"},
         [(b"retry-after", b"5")],
+    )
+
+
+def _busy(waiting: int) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    log.warning("signal intake refused a signal: %d signals wait for the copier", waiting)
+    error = (
+        f"the copier is behind ({waiting} signals are waiting); "
+        "nothing was accepted, send it again later"
+    )
+    return (
+        503,
+        {"error": error, "retry_after_s": BUSY_RETRY_S},
+        [(b"retry-after", str(BUSY_RETRY_S).encode())],
     )
 
 

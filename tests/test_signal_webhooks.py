@@ -1,8 +1,9 @@
-"""Signal webhooks end to end: HTTP POSTs to a real Daphne, the Redis stream, the real
-copier daemon, Paper followers."""
+"""Signal webhooks end to end: HTTP POSTs to the real web server (uvicorn, as in production),
+the Redis stream, the real copier daemon, Paper followers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -154,6 +155,57 @@ def test_with_redis_down_nothing_is_accepted(setup, start_web):
     base = start_web(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     answer = post(base, token, BUY)
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+
+
+def test_when_the_copier_is_behind_signals_are_refused_not_queued(client, start_web, copier_daemon):
+    """A full backlog answers 503 + Retry-After; other shards, and the same one once the
+    copier catches up, are served again."""
+    base = start_web(SIGNALS_MAX_BACKLOG="16")  # two waiting signals per shard
+    user = make_user("behind@example.com")
+    client.force_login(user)
+    _, token, _ = new_source(client, label="Behind", allow_pyramiding="on")
+    other = make_user("other@example.com")  # the next user id: another shard
+    client.force_login(other)
+    _, other_token, _ = new_source(client, label="Other")
+    statuses = [post(base, token, {**BUY, "alert_id": f"b{i}"}).status_code for i in range(2)]
+    assert statuses == [202, 202]
+    refused = post(base, token, {**BUY, "alert_id": "b2"})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+    assert "copier is behind (2 signals are waiting)" in refused.json()["error"]
+    assert "nothing was accepted" in refused.json()["error"]
+    # A refused signal is not remembered: sent again later it is new, not a duplicate.
+    assert post(base, other_token, {**BUY, "alert_id": "o1"}).status_code == 202
+    copier_daemon()
+    wait_for(
+        lambda: SignalLog.objects.filter(source__account__owner=user).count() == 2,
+        what="the backlog handled",
+    )
+    again = wait_for(
+        lambda: (a := post(base, token, {**BUY, "alert_id": "b2"})).status_code == 202 and a,
+        what="the signal accepted once the copier caught up",
+    )
+    assert "duplicate" not in again.json()
+
+
+def test_more_requests_at_once_than_redis_connections_wait_for_one(setup, web_server):
+    """The intake's pool has 100 connections; 160 concurrent alerts all get an answer."""
+    _, token, _ = setup
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as c:
+            answers = await asyncio.gather(
+                *(
+                    c.post(
+                        f"{web_server}/hooks/{token}",
+                        content=json.dumps({**BUY, "alert_id": f"p{i}"}).encode(),
+                    )
+                    for i in range(160)
+                )
+            )
+        return [a.status_code for a in answers]
+
+    statuses = asyncio.run(burst())
+    assert set(statuses) <= {202, 429} and statuses.count(202) >= 100, statuses
 
 
 def test_signals_accepted_while_the_copier_was_down_are_executed_once(

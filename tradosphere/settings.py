@@ -239,6 +239,10 @@ MT5_POLL_MS = envint("MT5_POLL_MS", "10")
 # Signal webhooks: rate limits per minute until plans (billing) set them.
 SIGNALS_PER_MINUTE_PER_SOURCE = envint("SIGNALS_PER_MINUTE_PER_SOURCE", "600")
 SIGNALS_PER_MINUTE_PER_USER = envint("SIGNALS_PER_MINUTE_PER_USER", "1200")
+# Signals accepted but not yet handled by the copier, beyond which the intake
+# answers 503 + Retry-After rather than accept a signal it would copy late.
+# Counted per stream shard (an eighth each), so it is also a memory bound.
+SIGNALS_MAX_BACKLOG = envint("SIGNALS_MAX_BACKLOG", "80000")
 
 # Copier tuning.
 COPIER_STREAM = os.environ.get("COPIER_STREAM", "copier:events")

@@ -47,10 +47,14 @@ from copier.core.events import EventFormatError
 from copier.ledger import LinkCache, LinkInfo, Outcome
 from copier.models import Execution
 from copier.notify import user_group
-from copier.outbox import STREAM_MAXLEN
 from copier.signals import SignalConsumer
 from copier.watchers import WatcherPool
-from tradosphere.bus import COPIER_HEARTBEAT_KEY, LINKS_VERSION_KEY, async_redis
+from tradosphere.bus import (
+    COPIER_HEARTBEAT_KEY,
+    LINKS_VERSION_KEY,
+    async_redis,
+    trim_acknowledged,
+)
 
 log = logging.getLogger("copier")
 P = ParamSpec("P")
@@ -110,6 +114,7 @@ class CopierDaemon:
         tasks = [
             asyncio.create_task(self.every(1.0, self.heartbeat)),
             asyncio.create_task(self.every(2.0, self.sweep_outbox)),
+            asyncio.create_task(self.every(10.0, self.trim_stream)),
             asyncio.create_task(self.every(LINKS_MAX_AGE_S, self.reload_links)),
             asyncio.create_task(self.every(5.0, self.watchers.renew)),
             asyncio.create_task(self.signals.run()),
@@ -163,6 +168,13 @@ class CopierDaemon:
         published = await db(ledger.publish_unpublished)()
         if published:
             log.info("published %d event(s) from the outbox", published)
+
+    async def trim_stream(self) -> None:
+        """Handled master events leave the stream; unread ones never do (no length cap)."""
+        assert self.redis is not None
+        trimmed = await trim_acknowledged(self.redis, self.stream)
+        if trimmed:
+            log.debug("trimmed %d handled event(s) from %s", trimmed, self.stream)
 
     # -- consuming ---------------------------------------------------------------
 
@@ -534,7 +546,7 @@ class CopierDaemon:
         published = []
         for record_id, wire in records:
             try:
-                await self.redis.xadd(self.stream, wire, maxlen=STREAM_MAXLEN, approximate=True)
+                await self.redis.xadd(self.stream, wire)
             except redis.RedisError as e:
                 log.warning("master event waits in the outbox: %s", e)
                 break

@@ -17,8 +17,6 @@ from tradosphere.bus import LINKS_VERSION_KEY, sync_redis
 
 log = logging.getLogger(__name__)
 
-STREAM_MAXLEN = 200_000
-
 
 def publish_pending(account_id: int | None = None, older_than_s: float = 0) -> int:
     """Publish unpublished events in sequence order; return how many went out.
@@ -37,9 +35,7 @@ def publish_pending(account_id: int | None = None, older_than_s: float = 0) -> i
     client = sync_redis()
     for record in records[:500]:
         try:
-            client.xadd(
-                settings.COPIER_STREAM, record.payload, maxlen=STREAM_MAXLEN, approximate=True
-            )
+            client.xadd(settings.COPIER_STREAM, record.payload)
         except redis.RedisError as e:
             log.warning(
                 "event bus unavailable, %d event(s) wait in the outbox: %s", records.count(), e

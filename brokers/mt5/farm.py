@@ -48,7 +48,7 @@ from brokers.mt5 import protocol
 from copier.core import EventKind, OrderType, Side
 from copier.core.events import EventDraft
 from copier.models import MasterEventRecord
-from copier.outbox import STREAM_MAXLEN, append_events, bump_links_version
+from copier.outbox import append_events, bump_links_version
 
 log = logging.getLogger("mt5.farm")
 
@@ -348,9 +348,7 @@ class Farm:
                 external_id=event.id,
             )
         try:
-            self.client.xadd(
-                settings.COPIER_STREAM, payload, maxlen=STREAM_MAXLEN, approximate=True
-            )
+            self.client.xadd(settings.COPIER_STREAM, payload)
             MasterEventRecord.objects.filter(pk=record_id).update(published_at=timezone.now())
         except redis.RedisError as e:
             log.warning("master event waits in the outbox: %s", e)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tradosphere.devrun import web_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -151,39 +153,31 @@ def _alive(proc: Proc) -> bool:
 
 @pytest.fixture
 def web_server(start_web):  # type: ignore[no-untyped-def]
-    """A running Daphne serving the real ASGI application; yields its base URL."""
+    """The web server production runs (uvicorn unless WEB_SERVER says otherwise),
+    serving the real ASGI application; yields its base URL."""
     return start_web()
 
 
 @pytest.fixture
 def start_web(start_process):  # type: ignore[no-untyped-def]
-    """Start a Daphne with extra environment; returns its base URL."""
-    return lambda **env: _daphne(start_process, **env)
+    """Start the web server with extra environment (WEB_SERVER=daphne picks Daphne);
+    returns its base URL."""
+    return lambda **env: _web_server(start_process, **env)
 
 
-def _daphne(start_process, **env: str) -> str:  # type: ignore[no-untyped-def]
+def _web_server(start_process, **env: str) -> str:  # type: ignore[no-untyped-def]
     port = free_port()
-    proc = start_process(
-        "web",
-        [
-            PYTHON,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tradosphere.asgi:application",
-        ],
-        **env,
-    )
+    # The same command line as `make run`; WEB_SERVER from the test's extra
+    # environment wins over the one pytest runs under.
+    args = web_command(PYTHON, "127.0.0.1", port, env.get("WEB_SERVER"))
+    proc = start_process("web", args, **env)
 
     def up() -> bool:
         _alive(proc)
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
 
-    wait_for(up, what="Daphne to listen")
+    wait_for(up, what=f"{args[2]} to listen")
     return f"http://127.0.0.1:{port}"
 
 

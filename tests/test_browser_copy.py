@@ -1,7 +1,8 @@
 """A new user, in a real browser, signs up, links accounts and watches a trade copy live.
 
-Everything runs for real: Chromium drives Daphne, the copier daemon copies
-the trade, and the dashboard updates over its WebSocket without a reload.
+Everything runs for real: Chromium drives the web server (uvicorn, as in
+production), the copier daemon copies the trade, and the dashboard updates
+over its WebSocket without a reload.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ def test_it_pushes_updates_only_to_the_owners_socket(transactional_db, web_serve
 
 
 def test_it_refuses_a_socket_without_a_session(transactional_db, web_server):
-    # The consumer closes before accepting, so Daphne refuses the handshake.
+    # The consumer closes before accepting, so the server refuses the handshake.
     with pytest.raises(InvalidStatus) as refused:
         with _socket(web_server, None) as ws:
             ws.recv(timeout=5)

@@ -1,4 +1,10 @@
-"""The web process: pages, WebSockets and static files, all on Daphne."""
+"""The web process: pages, WebSockets, static files and the signal intake, in one ASGI app.
+
+Served by uvicorn (uvloop, httptools, websockets) by default, or by Daphne with
+WEB_SERVER=daphne: see `web_command` in tradosphere/devrun.py and
+docs/performance.md, "Why uvicorn". Channels' router has no lifespan handler,
+so uvicorn runs with `--lifespan off`.
+"""
 
 import os
 

@@ -147,7 +147,7 @@ async def run_level(followers: int, events: int, gc_freeze: bool) -> dict[str, o
         t_planned = time.monotonic_ns()
         gc_in_span = gc_clock.total_ns - gc_at_state
         # Outside the span: the daemon notes intents in Redis before sending.
-        await daemon.record_intents(to_send, event)
+        await daemon.record_intents(to_send)
         t_intents = time.monotonic_ns()
         gc_at_intents = gc_clock.total_ns
         # -- the defined span, part 2: hand every order to its connector

@@ -596,7 +596,9 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         backlog_at_drain = events_backlog()
         # Each executed signal here makes one master event; the stream should hold each once.
         master_events = MasterEventRecord.objects.filter(account_id__in=source_ids).count()
-        on_stream = int(redis.xlen("copier:events"))
+        # The daemon trims what it has handled, so count what was ever added (Redis 7).
+        info = redis.xinfo_stream("copier:events")
+        on_stream = int(info.get("entries-added") or info["length"])
         if on_stream > master_events:
             log(
                 f"WARNING: copier:events holds {on_stream} entries for {master_events} master"

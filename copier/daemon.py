@@ -204,15 +204,13 @@ class CopierDaemon:
             entries = reply[0][1] if reply else []
             if not entries:
                 break
-            for msg_id, fields in entries:
-                await self.handle(msg_id, fields, redelivered=True)
-                handled += 1
+            await self.handle_entries(entries, redelivered=True)
+            handled += len(entries)
         _next, claimed, *_ = await self.redis.xautoclaim(
             self.stream, self.group, self.consumer, min_idle_time=30_000, count=100
         )
-        for msg_id, fields in claimed:
-            await self.handle(msg_id, fields, redelivered=True)
-            handled += 1
+        await self.handle_entries(claimed, redelivered=True)
+        handled += len(claimed)
         if intents:
             # Every intent's event has now been handled and recorded.
             await self.redis.hdel(INTENTS_KEY, *intents)
@@ -236,37 +234,62 @@ class CopierDaemon:
             log.warning("event bus unavailable: %s", e)
             await asyncio.sleep(1.0)
             return 0
-        count = 0
-        for _stream, entries in reply or []:
-            for msg_id, fields in entries:
-                await self.handle(msg_id, fields, redelivered=False)
-                count += 1
-        return count
+        entries = [entry for _stream, batch in reply or [] for entry in batch]
+        await self.handle_entries(entries, redelivered=False)
+        return len(entries)
 
-    async def handle(self, msg_id: str, fields: dict[str, str], redelivered: bool) -> None:
+    async def handle_entries(
+        self, entries: list[tuple[str, dict[str, str]]], redelivered: bool
+    ) -> None:
+        """Events read together, in waves of events that share no account.
+
+        Within a wave the events go together: one state load, one Paper batch,
+        one ledger write. An event waits for a later wave when an event before
+        it in the read touches one of its accounts (its master, or a follower
+        of its master), so each master's events, and what each follower sees,
+        keep the stream's order.
+        """
+        assert self.redis is not None
+        parsed: list[Parsed] = []
+        for msg_id, fields in entries:
+            try:
+                event = MasterEvent.from_wire(fields)
+                account_id = int(event.source.removeprefix("acct:"))
+            except (EventFormatError, ValueError) as e:
+                log.error("dead-lettering malformed event %s: %s", msg_id, e)
+                await self.redis.xadd(
+                    DEAD_LETTER_STREAM, {**fields, "error": str(e)}, maxlen=10_000
+                )
+                await self.redis.xack(self.stream, self.group, msg_id)
+                continue
+            parsed.append((msg_id, event, account_id))
+        if not parsed:
+            return
+        await self.refresh_links()
+        for wave in waves(parsed, self.links.by_master):
+            await self.handle_wave(wave, redelivered)
+
+    async def handle_wave(
+        self, wave: list[tuple[str, MasterEvent, int]], redelivered: bool
+    ) -> None:
         assert self.redis is not None
         t_detected = time.monotonic_ns()
         received_ms = time.time_ns() // 1_000_000
-        try:
-            event = MasterEvent.from_wire(fields)
-            account_id = int(event.source.removeprefix("acct:"))
-        except (EventFormatError, ValueError) as e:
-            log.error("dead-lettering malformed event %s: %s", msg_id, e)
-            await self.redis.xadd(DEAD_LETTER_STREAM, {**fields, "error": str(e)}, maxlen=10_000)
-            await self.redis.xack(self.stream, self.group, msg_id)
-            return
-        key = (event.source, event.seq)
-        if key not in self.recent:
-            await self.refresh_links()
-            links = self.links.by_master.get(account_id, [])
-            if links:
-                outcomes = await self.copy_event(event, links, t_detected, redelivered)
-                for o in outcomes:
-                    o.signal_age_ms = received_ms - event.ts_event_ms
-                await self.finish(event, outcomes)
-        await self.redis.xack(self.stream, self.group, msg_id)
-        self.recent[key] = None
-        if len(self.recent) > 10_000:
+        todo = [
+            (event, links)
+            for _msg_id, event, account_id in wave
+            if (event.source, event.seq) not in self.recent
+            and (links := self.links.by_master.get(account_id, []))
+        ]
+        if todo:
+            outcomes = await self.copy_events(todo, t_detected, redelivered)
+            for o in outcomes:
+                o.signal_age_ms = received_ms - o.event.ts_event_ms
+            await self.finish(outcomes)
+        await self.redis.xack(self.stream, self.group, *[msg_id for msg_id, _, _ in wave])
+        for _msg_id, event, _account_id in wave:
+            self.recent[(event.source, event.seq)] = None
+        while len(self.recent) > 10_000:
             self.recent.popitem(last=False)
 
     async def refresh_links(self, force: bool = False) -> None:
@@ -317,14 +340,21 @@ class CopierDaemon:
 
     # -- one event ---------------------------------------------------------------
 
-    async def copy_event(
-        self, event: MasterEvent, links: list[LinkInfo], t_detected: int, redelivered: bool
+    async def copy_events(
+        self,
+        events: list[tuple[MasterEvent, list[LinkInfo]]],
+        t_detected: int,
+        redelivered: bool,
     ) -> list[Outcome]:
-        states = await db(ledger.load_states)(links, event.master_ref)
-        outcomes = self.plan_all(event, links, states, t_detected)
+        states = await db(ledger.load_states_many)([(links, e.master_ref) for e, links in events])
+        outcomes = [
+            o
+            for (event, links), st in zip(events, states, strict=True)
+            for o in self.plan_all(event, links, st, t_detected)
+        ]
         to_send = [o for o in outcomes if o.order is not None]
         if to_send:
-            await self.record_intents(to_send, event)
+            await self.record_intents(to_send)
             await asyncio.gather(*self.dispatch(to_send, redelivered))
         return outcomes
 
@@ -419,7 +449,7 @@ class CopierDaemon:
             link, coid, event, t_detected, t_planned, "filled", decision.note, order=decision
         )
 
-    async def record_intents(self, outcomes: list[Outcome], event: MasterEvent) -> None:
+    async def record_intents(self, outcomes: list[Outcome]) -> None:
         """Note each order in Redis before it is sent, for reconciliation after a crash."""
         assert self.redis is not None
         payload = {
@@ -428,8 +458,8 @@ class CopierDaemon:
                     "symbol": o.order.symbol if o.order else None,
                     "follower_id": o.link.follower_id,
                     "link_id": o.link.id,
-                    "source": event.source,
-                    "seq": event.seq,
+                    "source": o.event.source,
+                    "seq": o.event.seq,
                 }
             )
             for o in outcomes
@@ -478,15 +508,15 @@ class CopierDaemon:
             log.warning("could not look up %s after an unclear answer: %s", coid, e.message)
             return None
 
-    async def finish(self, event: MasterEvent, outcomes: list[Outcome]) -> None:
+    async def finish(self, outcomes: list[Outcome]) -> None:
         assert self.redis is not None
         new = await db(ledger.record)(outcomes)
         sent = [o.coid for o in outcomes if o.order is not None]
         if sent:
             await self.redis.hdel(INTENTS_KEY, *sent)
-        touched = [o.link for o in outcomes if o.report is not None and o.report.created]
+        touched = [o for o in outcomes if o.report is not None and o.report.created]
         if touched:
-            new += await self.enforce_risk_stops(event, touched)
+            new += await self.enforce_risk_stops(touched)
         # Fills on accounts that lead others are master events in their turn.
         chained = [o.report for o in outcomes if o.report and o.report.event is not None]
         if chained:
@@ -494,9 +524,10 @@ class CopierDaemon:
         if new:
             await self.notify(new)
 
-    async def enforce_risk_stops(
-        self, event: MasterEvent, links: list[LinkInfo]
-    ) -> list[Execution]:
+    async def enforce_risk_stops(self, touched: list[Outcome]) -> list[Execution]:
+        """Risk stops of the links that just filled; a tripped one may close its copies."""
+        event_of = {o.link.id: o.event for o in touched}
+        links = list({o.link.id: o.link for o in touched}.values())
         tripped = await db(ledger.check_risk_stops)(links)
         recorded: list[Execution] = []
         for trip in tripped:
@@ -506,6 +537,7 @@ class CopierDaemon:
             venue = self.links.venues.get(trip.link.follower_id)
             if venue is None:
                 continue
+            event = event_of[trip.link.id]
             outcomes = []
             for order in trip.to_close:
                 price = (
@@ -577,6 +609,29 @@ class CopierDaemon:
                 )
             except (redis.RedisError, OSError) as e:
                 log.warning("could not push an update to the site: %s", e)
+
+
+Parsed = tuple[str, MasterEvent, int]  # stream id, event, master account id
+
+
+def waves(parsed: list[Parsed], by_master: dict[int, list[LinkInfo]]) -> list[list[Parsed]]:
+    """Split a read into waves in which no two events touch the same account.
+
+    An event joins the first wave only if no event before it in the read
+    (taken or deferred) touches its master or its followers, so per account
+    the order of the stream is kept.
+    """
+    rest, out = parsed, []
+    while rest:
+        wave, later = [], []
+        busy: set[int] = set()
+        for item in rest:
+            accounts = {item[2], *(li.follower_id for li in by_master.get(item[2], []))}
+            (later if accounts & busy else wave).append(item)
+            busy |= accounts
+        out.append(wave)
+        rest = later
+    return out
 
 
 def run() -> None:

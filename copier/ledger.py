@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from brokers.models import (
@@ -182,14 +182,24 @@ def _copy_state(pl: PositionLink, hand_closed: set[int]) -> CopyState:
     )
 
 
-@drop_broken_connection
 def load_states(links: list[LinkInfo], master_ref: str) -> dict[int, FollowerState]:
-    """Each link's follower state for one master reference, in a few queries."""
-    copies = list(
-        PositionLink.objects.filter(link_id__in=[li.id for li in links], master_ref=master_ref)
-    )
+    """Each link's follower state for one master reference."""
+    return load_states_many([(links, master_ref)])[0]
+
+
+@drop_broken_connection
+def load_states_many(
+    wanted: list[tuple[list[LinkInfo], str]],
+) -> list[dict[int, FollowerState]]:
+    """Follower states for several events at once (links, master reference), in a few
+    queries whatever their number."""
+    which = Q()
+    for links, master_ref in wanted:
+        which |= Q(link_id__in=[li.id for li in links], master_ref=master_ref)
+    copies = list(PositionLink.objects.filter(which)) if wanted else []
     hand_closed = _find_hand_closed([pl for pl in copies if pl.closed_at is None])
-    follower_ids = {li.follower_id for li in links}
+    all_links = [li for links, _ in wanted for li in links]
+    follower_ids = {li.follower_id for li in all_links}
     balances = dict(
         PaperAccount.objects.filter(account_id__in=follower_ids).values_list(
             "account_id", "balance"
@@ -203,24 +213,27 @@ def load_states(links: list[LinkInfo], master_ref: str) -> dict[int, FollowerSta
     )
     risk = {
         pk: (mode, reason)
-        for pk, mode, reason in CopyLink.objects.filter(pk__in=[li.id for li in links]).values_list(
-            "pk", "risk_mode", "risk_reason"
-        )
+        for pk, mode, reason in CopyLink.objects.filter(
+            pk__in=[li.id for li in all_links]
+        ).values_list("pk", "risk_mode", "risk_reason")
     }
-    by_link = {pl.link_id: _copy_state(pl, hand_closed) for pl in copies}
-    states = {}
-    for li in links:
-        balance = balances.get(li.follower_id)
-        mode, reason = risk.get(li.id, (RiskMode.NORMAL, ""))
-        states[li.id] = FollowerState(
-            copy=by_link.get(li.id),
-            balance=balance,
-            equity=balance,
-            open_positions=counts.get(li.follower_id, 0),
-            risk_mode=RiskMode(mode),
-            risk_reason=reason,
-        )
-    return states
+    by_copy = {(pl.link_id, pl.master_ref): _copy_state(pl, hand_closed) for pl in copies}
+    result = []
+    for links, master_ref in wanted:
+        states = {}
+        for li in links:
+            balance = balances.get(li.follower_id)
+            mode, reason = risk.get(li.id, (RiskMode.NORMAL, ""))
+            states[li.id] = FollowerState(
+                copy=by_copy.get((li.id, master_ref)),
+                balance=balance,
+                equity=balance,
+                open_positions=counts.get(li.follower_id, 0),
+                risk_mode=RiskMode(mode),
+                risk_reason=reason,
+            )
+        result.append(states)
+    return result
 
 
 def _find_hand_closed(open_copies: list[PositionLink]) -> set[int]:

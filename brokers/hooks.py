@@ -2,7 +2,9 @@
 
 The path is hot (thousands of alerts a second) and does one thing, so it
 skips Django's request cycle: read at most 16 KB, find the source by the
-token's SHA-256 (Redis, filled from the database on a miss), check the
+token's SHA-256 (kept in the process for 5 s, else Redis, filled from the
+database on a miss; the script below refuses a config that is no longer the
+one in Redis, so a rotation or revocation acts at once), check the
 optional signature, parse, then one Redis script that applies the rate
 limits, the duplicate window and appends the signal to the durable stream,
 atomically. The answer is 202 with the signal id; the copier does the rest.
@@ -28,6 +30,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import redis
@@ -42,17 +45,24 @@ log = logging.getLogger("hooks")
 MAX_BODY = 16 * 1024
 SIGNATURE_WINDOW_S = 300
 CONFIG_TTL_S = 60
+# Source configs are also kept in the web process for a few seconds; the
+# intake script checks each against Redis, so a rotation still acts at once.
+LOCAL_TTL_S = 5.0
+LOCAL_MAX = 10_000
 SHARDS = 8
 STREAM = "signals:{shard}"
 GROUP = "copier"
 REDIS_CONNECTIONS = 100
 BUSY_RETRY_S = 10
 
-# KEYS: source rate, user rate, duplicate key, stream.
+# KEYS: source rate, user rate, duplicate key, stream, source config.
 # ARGV: window ms, source limit, user limit, duplicate ttl ms, signal id,
-#       most signals waiting on the stream, fields...
-# The copier deletes what it has handled, so the stream's length is its backlog.
+#       most signals waiting on the stream, the source config as read, fields...
+# A config that is no longer the one in Redis (rotated, revoked, expired) is
+# 'stale': the intake reads it again. The copier deletes what it has handled,
+# so the stream's length is its backlog.
 INTAKE = """
+if redis.call('GET', KEYS[5]) ~= ARGV[7] then return {'stale', ''} end
 local s = tonumber(redis.call('GET', KEYS[1]) or '0')
 if s >= tonumber(ARGV[2]) then return {'limited', redis.call('PTTL', KEYS[1])} end
 local u = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -64,7 +74,7 @@ if waiting >= tonumber(ARGV[6]) then return {'busy', waiting} end
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, 7))
+local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, 8))
 return {'ok', id}
 """
 
@@ -126,6 +136,7 @@ class Intake:
     def __init__(self) -> None:
         self._redis: aredis.Redis | None = None
         self._script: Any = None
+        self._local: OrderedDict[str, tuple[float, str, dict[str, Any]]] = OrderedDict()
 
     @property
     def redis(self) -> aredis.Redis:
@@ -170,12 +181,24 @@ class Intake:
             if not message.get("more_body"):
                 break
         hashed = token_hash(token)
+        for _attempt in range(2):
+            answer = await self.admit(hashed, scope, body, received_ms)
+            if answer is not None:
+                return answer
+            self._local.pop(hashed, None)  # the source changed under us: read it again
+        return _unavailable()
+
+    async def admit(
+        self, hashed: str, scope: dict[str, Any], body: bytes, received_ms: int
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
+        """The answer to one alert, or None when the source's config was stale."""
         try:
-            config = await self.config(hashed)
+            found = await self.config(hashed)
         except (redis.RedisError, OSError):
             return _unavailable()
-        if config is None:
+        if found is None:
             return 404, {"error": "not found"}, []
+        raw, config = found
         if config["require_signature"]:
             problem = self.check_signature(config["secret"], scope, body)
             if problem:
@@ -199,6 +222,7 @@ class Intake:
             f"hooks:rate:u:{config['user']}:{window}",
             dedup,
             shard_of(config["user"]),
+            config_key(hashed),
         ]
         fields = {
             "sid": signal_id,
@@ -214,6 +238,7 @@ class Intake:
             max(1, config["dedup_ms"]),
             signal_id,
             -(-settings.SIGNALS_MAX_BACKLOG // SHARDS),
+            raw,
         ]
         for k, v in fields.items():
             argv += [k, v]
@@ -222,6 +247,8 @@ class Intake:
         except (redis.RedisError, OSError) as e:
             log.warning("signal intake unavailable: %s", e)
             return _unavailable()
+        if outcome == "stale":
+            return None
         if outcome == "limited":
             retry_s = max(1, -(-int(value) // 1000))
             error = "rate limit reached for this source or account"
@@ -236,15 +263,26 @@ class Intake:
             return 200, {"duplicate": True, "signal_id": value}, []
         return 202, {"status": "accepted", "signal_id": signal_id}, []
 
-    async def config(self, hashed: str) -> dict[str, Any] | None:
+    async def config(self, hashed: str) -> tuple[str, dict[str, Any]] | None:
+        """The source's config and its Redis form, or None for an unknown token."""
+        now = time.monotonic()
+        hit = self._local.get(hashed)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
         raw = await self.redis.get(config_key(hashed))
-        if raw is not None:
-            found: dict[str, Any] | None = json.loads(raw)
-            return found if found else None
-        config = await sync_to_async(_load_config, thread_sensitive=False)(hashed)
-        # Unknown tokens are remembered briefly too, so guessing costs no queries.
-        await self.redis.set(config_key(hashed), json.dumps(config or {}), ex=CONFIG_TTL_S)
-        return config
+        if raw is None:
+            loaded = await sync_to_async(_load_config, thread_sensitive=False)(hashed)
+            # Unknown tokens are remembered briefly too, so guessing costs no queries.
+            raw = json.dumps(loaded or {})
+            await self.redis.set(config_key(hashed), raw, ex=CONFIG_TTL_S)
+        config: dict[str, Any] = json.loads(raw)
+        if not config:
+            return None  # not kept in the process: random tokens must not fill it
+        self._local[hashed] = (now + LOCAL_TTL_S, raw, config)
+        self._local.move_to_end(hashed)
+        while len(self._local) > LOCAL_MAX:
+            self._local.popitem(last=False)
+        return raw, config
 
     @staticmethod
     def check_signature(secret: str, scope: dict[str, Any], body: bytes) -> str:

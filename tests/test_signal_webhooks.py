@@ -14,6 +14,7 @@ from decimal import Decimal as D
 import httpx
 import pytest
 
+from brokers.hooks import config_key, token_hash
 from brokers.models import BrokerAccount, PaperPosition, SignalLog
 from tests.conftest import free_port, wait_for
 from tests.factories import make_link, make_paper, make_user
@@ -262,8 +263,24 @@ def test_the_same_body_again_is_a_duplicate_and_a_second_buy_is_rejected_with_a_
 
 def test_a_new_url_replaces_the_old_one_at_once(setup, web_server, client):
     source, token, _ = setup
+    # Used first, so the web process holds the source's config in memory.
+    assert post(web_server, token, {**BUY, "alert_id": "before"}).status_code == 202
     page = client.post(f"/brokers/{source.pk}/signals/rotate/").content.decode()
     new_token = re.search(r'data-testid="hook-url">[^<]*/hooks/([^<]+)<', page).group(1)
     assert new_token != token
     assert post(web_server, token, BUY).status_code == 404
     assert post(web_server, new_token, BUY).status_code == 202
+
+
+def test_a_revoked_source_is_refused_even_when_another_process_cached_it_first(
+    setup, web_server, client, redis_client
+):
+    """The web process keeps a source's config for seconds; the intake script checks it
+    against Redis, whatever process wrote Redis last."""
+    source, token, _ = setup
+    assert post(web_server, token, {**BUY, "alert_id": "warm"}).status_code == 202
+    client.post(f"/brokers/{source.pk}/signals/revoke/")
+    # Another web process looks the revoked token up and remembers it as unknown.
+    redis_client.set(config_key(token_hash(token)), "{}", ex=60)
+    answer = post(web_server, token, {**BUY, "alert_id": "after"})
+    assert (answer.status_code, answer.json()) == (404, {"error": "not found"})

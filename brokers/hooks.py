@@ -191,18 +191,20 @@ class Intake:
     async def admit(
         self, hashed: str, scope: dict[str, Any], body: bytes, received_ms: int
     ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
-        """The answer to one alert, or None when the source's config was stale."""
+        """The answer to one alert, or None when the source's config may be stale."""
         try:
             found = await self.config(hashed)
         except (redis.RedisError, OSError):
             return _unavailable()
         if found is None:
             return 404, {"error": "not found"}, []
-        raw, config = found
+        raw, config, kept = found
         if config["require_signature"]:
             problem = self.check_signature(config["secret"], scope, body)
             if problem:
-                return 401, {"error": problem}, []
+                # A refusal is never decided on the process's copy alone: the
+                # source may have stopped requiring signatures since.
+                return None if kept else (401, {"error": problem}, [])
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
@@ -263,12 +265,13 @@ class Intake:
             return 200, {"duplicate": True, "signal_id": value}, []
         return 202, {"status": "accepted", "signal_id": signal_id}, []
 
-    async def config(self, hashed: str) -> tuple[str, dict[str, Any]] | None:
-        """The source's config and its Redis form, or None for an unknown token."""
+    async def config(self, hashed: str) -> tuple[str, dict[str, Any], bool] | None:
+        """The source's config, its Redis form and whether it is the process's copy;
+        None for an unknown token."""
         now = time.monotonic()
         hit = self._local.get(hashed)
         if hit is not None and hit[0] > now:
-            return hit[1], hit[2]
+            return hit[1], hit[2], True
         raw = await self.redis.get(config_key(hashed))
         if raw is None:
             loaded = await sync_to_async(_load_config, thread_sensitive=False)(hashed)
@@ -282,7 +285,7 @@ class Intake:
         self._local.move_to_end(hashed)
         while len(self._local) > LOCAL_MAX:
             self._local.popitem(last=False)
-        return raw, config
+        return raw, config, False
 
     @staticmethod
     def check_signature(secret: str, scope: dict[str, Any], body: bytes) -> str:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("link/mt5/", views_linking.mt5_link, name="link_mt5"),
     path("signals/new/", views_signals.source_new, name="signal_new"),
     path("<int:pk>/signals/rotate/", views_signals.source_rotate, name="signal_rotate"),
+    path("<int:pk>/signals/settings/", views_signals.source_settings, name="signal_settings"),
     path("<int:pk>/signals/revoke/", views_signals.source_revoke, name="signal_revoke"),
     path("link/<int:pk>/", views_linking.link_progress, name="link_progress"),
     path("link/<int:pk>/status/", views_linking.link_status, name="link_status"),

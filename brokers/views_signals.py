@@ -1,4 +1,5 @@
-"""Signal sources: create one, see its URL and template, rotate or revoke its token."""
+"""Signal sources: create one, see its URL and template, change its settings, rotate or
+revoke its token."""
 
 import secrets
 from decimal import Decimal
@@ -28,7 +29,9 @@ TEMPLATE = """{
 }"""
 
 
-class SignalSourceForm(LabelledAccountForm):
+class SourceOptionsForm(forms.Form):
+    """How a source treats its alerts: set at creation, changed on its page."""
+
     equity = forms.DecimalField(
         max_digits=14,
         decimal_places=2,
@@ -53,6 +56,13 @@ class SignalSourceForm(LabelledAccountForm):
         required=False,
         help_text="Also require an HMAC-SHA256 signature header with a timestamp (5 minutes).",
     )
+
+
+class SignalSourceForm(LabelledAccountForm, SourceOptionsForm):
+    pass
+
+
+OPTIONS = list(SourceOptionsForm.base_fields)
 
 
 def _new_token() -> str:
@@ -113,17 +123,25 @@ def _show_once(
     return render(request, "brokers/signal_source.html", context)
 
 
-def render_source(request: HttpRequest, account: BrokerAccount) -> HttpResponse:
+def render_source(
+    request: HttpRequest,
+    account: BrokerAccount,
+    form: SourceOptionsForm | None = None,
+    secret: str = "",
+    status: int = 200,
+) -> HttpResponse:
     source = account.signal_source
     context = {
         "account": account,
         "source": source,
         "url": request.build_absolute_uri("/hooks/") + "…" + source.token_hint,
+        "secret": secret,
         "template": TEMPLATE,
         "signals": source.signals.order_by("-id")[:100],
         "positions": source.positions.all(),
+        "options": form or SourceOptionsForm(initial={f: getattr(source, f) for f in OPTIONS}),
     }
-    return render(request, "brokers/signal_source.html", context)
+    return render(request, "brokers/signal_source.html", context, status=status)
 
 
 def _own_source(request: HttpRequest, pk: int) -> BrokerAccount:
@@ -133,6 +151,33 @@ def _own_source(request: HttpRequest, pk: int) -> BrokerAccount:
         owner=request.user,
         venue=Venue.WEBHOOK,
     )
+
+
+@login_required
+@require_POST
+def source_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own_source(request, pk)
+    source = account.signal_source
+    form = SourceOptionsForm(request.POST)
+    if not form.is_valid():
+        return render_source(request, account, form=form, status=400)
+    data = form.cleaned_data
+    secret = ""
+    if data["require_signature"] and not source.require_signature:
+        secret = secrets.token_hex(32)  # shown once, below
+        source.hmac_secret = secret
+    elif not data["require_signature"]:
+        source.hmac_secret = ""
+    for name in OPTIONS:
+        setattr(source, name, data[name])
+    source.save(update_fields=[*OPTIONS, "hmac_secret"])
+    # The intake keeps configs in Redis and for seconds in each web process;
+    # dropping the Redis copy makes both read the new settings at once.
+    transaction.on_commit(lambda: forget_source(source.token_hash))
+    messages.success(request, "Settings saved; alerts from now on follow them.")
+    if secret:
+        return render_source(request, account, secret=secret)
+    return redirect(reverse("brokers:detail", args=[account.pk]))
 
 
 @login_required

@@ -1,4 +1,4 @@
-"""What both benchmarks share: services, a throwaway database, the environment.
+"""What the benchmarks share: services, a throwaway database, the environment.
 
 Only the standard library and runtime requirements are imported here, so a
 benchmark runs after `make install` alone. Logs go to stderr; stdout is kept
@@ -7,12 +7,14 @@ for the one-JSON-object-per-line results.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,6 +161,35 @@ def setup_django(env: dict[str, str]) -> None:
     import django
 
     django.setup()
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Migrate the bench's database in a child process, as `manage.py migrate` would."""
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        stdout=sys.stderr,
+    )
+
+
+class GcClock:
+    """Total time the garbage collector paused this process, in nanoseconds."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self._started = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.total_ns += time.perf_counter_ns() - self._started
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def load_average() -> str:

@@ -65,7 +65,6 @@ import argparse
 import asyncio
 import copy
 import cProfile
-import gc
 import hashlib
 import hmac
 import io
@@ -82,7 +81,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from _common import ROOT, emit, load_average, log, percentile
+from _common import ROOT, GcClock, emit, load_average, log, percentile
 
 GOAL_P99_US = 200
 PRICE = Decimal("65000")
@@ -438,24 +437,6 @@ def planned_orders(spec: Spec, venue: Any, count: int, link_id: int) -> list[tup
 
 
 # -- samples --------------------------------------------------------------------------
-
-
-class GcClock:
-    """Garbage-collector pauses inside the timed spans."""
-
-    def __init__(self) -> None:
-        self.total_ns = 0
-        self._started = 0
-        gc.callbacks.append(self._callback)
-
-    def _callback(self, phase: str, _info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter_ns()
-        else:
-            self.total_ns += time.perf_counter_ns() - self._started
-
-    def close(self) -> None:
-        gc.callbacks.remove(self._callback)
 
 
 async def fresh_balance(bench: Bench) -> None:

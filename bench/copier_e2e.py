@@ -54,6 +54,7 @@ from _common import (
     load_average,
     log,
     make_master_and_followers,
+    migrate,
     recreate_database,
     setup_django,
     summary,
@@ -370,13 +371,7 @@ def main() -> int:
         env = bench_env(database_url, REDIS_DB)
         try:
             log(f"migrating {DB_NAME}")
-            subprocess.run(
-                [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-                cwd=ROOT,
-                env={**os.environ, **env},
-                check=True,
-                stdout=sys.stderr,
-            )
+            migrate(env)
             setup_django(env)
             log(f"load average before: {load_average()}")
             try:

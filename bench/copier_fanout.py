@@ -32,6 +32,7 @@ from decimal import Decimal
 
 from _common import (
     SYMBOLS,
+    GcClock,
     Services,
     bench_env,
     drop_database,
@@ -56,24 +57,6 @@ def warmup_events(followers: int) -> int:
 
 def us(ns: int) -> float:
     return ns / 1000
-
-
-class GcClock:
-    """Total time the garbage collector paused this process, in nanoseconds."""
-
-    def __init__(self) -> None:
-        self.total_ns = 0
-        self._started = 0
-        gc.callbacks.append(self._callback)
-
-    def _callback(self, phase: str, _info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.monotonic_ns()
-        else:
-            self.total_ns += time.monotonic_ns() - self._started
-
-    def close(self) -> None:
-        gc.callbacks.remove(self._callback)
 
 
 async def run_level(followers: int, events: int, gc_freeze: bool) -> dict[str, object]:

@@ -60,6 +60,7 @@ from _common import (
     emit,
     load_average,
     log,
+    migrate,
     percentile,
     recreate_database,
     setup_django,
@@ -397,7 +398,6 @@ def make_sources(n: int, run_tag: str) -> tuple[list[str], list[int]]:
     from django.db import transaction
 
     from accounts.models import User
-    from brokers.hooks import token_hash
     from brokers.models import BrokerAccount, PaperAccount, Role, SignalSource, Venue
     from copier.models import CopyLink
     from copier.outbox import bump_links_version
@@ -411,24 +411,16 @@ def make_sources(n: int, run_tag: str) -> tuple[list[str], list[int]]:
                     email=f"bench-hooks-{run_tag}-{i // SOURCES_PER_USER}@example.com",
                     password=None,
                 )
-            token = secrets.token_urlsafe(32)
-            account = BrokerAccount.objects.create(
-                owner=user,
-                venue=Venue.WEBHOOK,
-                label=f"Alerts {i}",
-                role=Role.MASTER,
-                currency="USD",
-                credentials_hint=token[-4:],
-            )
-            SignalSource.objects.create(
-                account=account,
-                token_hash=token_hash(token),
-                token_hint=token[-4:],
+            # As the source page makes them.
+            source, token, _ = SignalSource.open(
+                user,
+                f"Alerts {i}",
                 dedup_window_s=60,
                 position_aware=True,
                 allow_pyramiding=False,
                 equity=Decimal(10_000),
             )
+            account = source.account
             follower = BrokerAccount.objects.create(
                 owner=user, venue=Venue.PAPER, label=f"Follower {i}", role=Role.FOLLOWER
             )
@@ -734,13 +726,7 @@ def main() -> int:
         env = bench_env(database_url, REDIS_DB)
         try:
             log(f"migrating {DB_NAME}")
-            subprocess.run(
-                [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-                cwd=ROOT,
-                env={**os.environ, **env},
-                check=True,
-                stdout=sys.stderr,
-            )
+            migrate(env)
             setup_django(env)
             try:
                 return run(args, env)

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections import OrderedDict
@@ -77,6 +78,16 @@ if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1])
 local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, 8))
 return {'ok', id}
 """
+
+
+def new_token() -> str:
+    """A source's secret URL part: 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def new_secret() -> str:
+    """A source's HMAC signing secret."""
+    return secrets.token_hex(32)
 
 
 def token_hash(token: str) -> str:

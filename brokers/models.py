@@ -383,6 +383,34 @@ class SignalSource(models.Model):
     def __str__(self) -> str:
         return f"signal source {self.account.label}"
 
+    @classmethod
+    def open(
+        cls, owner: object, label: str, *, require_signature: bool = False, **options: object
+    ) -> tuple["SignalSource", str, str]:
+        """A new webhook master and its source, with its token and signing secret:
+        the only time either exists in the clear. Call inside a transaction."""
+        from brokers.hooks import new_secret, new_token, token_hash
+
+        token = new_token()
+        secret = new_secret() if require_signature else ""
+        account = BrokerAccount.objects.create(
+            owner=owner,
+            venue=Venue.WEBHOOK,
+            label=label,
+            role=Role.MASTER,
+            currency="USD",
+            credentials_hint=token[-4:],
+        )
+        source = cls.objects.create(
+            account=account,
+            token_hash=token_hash(token),
+            token_hint=token[-4:],
+            hmac_secret=secret,
+            require_signature=require_signature,
+            **options,
+        )
+        return source, token, secret
+
 
 class SignalPosition(models.Model):
     """A position (or pending order) a signal source holds."""

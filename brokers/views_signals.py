@@ -1,7 +1,6 @@
 """Signal sources: create one, see its URL and template, change its settings, rotate or
 revoke its token."""
 
-import secrets
 from decimal import Decimal
 
 from django import forms
@@ -15,8 +14,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from brokers.forms import LabelledAccountForm
-from brokers.hooks import forget_source, token_hash
-from brokers.models import BrokerAccount, Role, SignalSource, Venue
+from brokers.hooks import forget_source, new_secret, new_token, token_hash
+from brokers.models import BrokerAccount, SignalSource, Venue
 from copier.outbox import bump_links_version
 
 TEMPLATE = """{
@@ -65,10 +64,6 @@ class SignalSourceForm(LabelledAccountForm, SourceOptionsForm):
 OPTIONS = list(SourceOptionsForm.base_fields)
 
 
-def _new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
 def _hook_url(request: HttpRequest, token: str) -> str:
     return request.build_absolute_uri(f"/hooks/{token}")
 
@@ -80,29 +75,13 @@ def source_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "brokers/signal_new.html", {"form": form}, status=400)
-        data = form.cleaned_data
-        token = _new_token()
-        secret = secrets.token_hex(32) if data["require_signature"] else ""
         with transaction.atomic():
-            account = BrokerAccount.objects.create(
-                owner=request.user,
-                venue=Venue.WEBHOOK,
-                label=data["label"],
-                role=Role.MASTER,
-                currency="USD",
-                credentials_hint=token[-4:],
+            source, token, secret = SignalSource.open(
+                request.user,
+                form.cleaned_data["label"],
+                **{o: form.cleaned_data[o] for o in OPTIONS},
             )
-            SignalSource.objects.create(
-                account=account,
-                token_hash=token_hash(token),
-                token_hint=token[-4:],
-                hmac_secret=secret,
-                require_signature=data["require_signature"],
-                dedup_window_s=data["dedup_window_s"],
-                position_aware=data["position_aware"],
-                allow_pyramiding=data["allow_pyramiding"],
-                equity=data["equity"],
-            )
+        account = source.account
         bump_links_version()
         return _show_once(request, account, token, secret)
     return render(request, "brokers/signal_new.html", {"form": form})
@@ -164,7 +143,7 @@ def source_settings(request: HttpRequest, pk: int) -> HttpResponse:
     data = form.cleaned_data
     secret = ""
     if data["require_signature"] and not source.require_signature:
-        secret = secrets.token_hex(32)  # shown once, below
+        secret = new_secret()  # shown once, below
         source.hmac_secret = secret
     elif not data["require_signature"]:
         source.hmac_secret = ""
@@ -186,7 +165,7 @@ def source_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_source(request, pk)
     source = account.signal_source
     old = source.token_hash
-    token = _new_token()
+    token = new_token()
     source.token_hash, source.token_hint, source.revoked_at = token_hash(token), token[-4:], None
     source.save(update_fields=["token_hash", "token_hint", "revoked_at"])
     transaction.on_commit(lambda: forget_source(old))

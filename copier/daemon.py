@@ -269,9 +269,7 @@ class CopierDaemon:
         for wave in waves(parsed, self.links.by_master):
             await self.handle_wave(wave, redelivered)
 
-    async def handle_wave(
-        self, wave: list[tuple[str, MasterEvent, int]], redelivered: bool
-    ) -> None:
+    async def handle_wave(self, wave: list[Parsed], redelivered: bool) -> None:
         assert self.redis is not None
         t_detected = time.monotonic_ns()
         received_ms = time.time_ns() // 1_000_000
